@@ -36,7 +36,8 @@ impl SealingKey {
     }
 
     fn from_array(raw: Zeroizing<[u8; KEY_LEN]>) -> Self {
-        let unbound = UnboundKey::new(&AES_256_GCM, raw.as_ref()).expect("32 bytes is a valid AES-256 key");
+        let unbound =
+            UnboundKey::new(&AES_256_GCM, raw.as_ref()).expect("32 bytes is a valid AES-256 key");
         SealingKey {
             raw,
             key: LessSafeKey::new(unbound),
@@ -54,7 +55,11 @@ impl SealingKey {
         out.extend_from_slice(plaintext);
         let mut body = out.split_off(NONCE_LEN);
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(aad), &mut body)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(aad),
+                &mut body,
+            )
             .expect("AES-GCM sealing cannot fail for in-range lengths");
         out.extend_from_slice(&body);
         body.zeroize();
@@ -110,10 +115,20 @@ mod tests {
         let key = SealingKey::generate();
         let sealed = key.seal(b"v1/secret/a/1", b"hunter2");
         assert_eq!(&**key.open(b"v1/secret/a/1", &sealed).unwrap(), b"hunter2");
-        assert!(!sealed.windows(7).any(|w| w == b"hunter2"), "plaintext must not appear");
+        assert!(
+            !sealed.windows(7).any(|w| w == b"hunter2"),
+            "plaintext must not appear"
+        );
         // Another context, another key, or a flipped bit all fail.
-        assert!(matches!(key.open(b"v1/secret/b/1", &sealed), Err(CryptoError::Tampered)));
-        assert!(SealingKey::generate().open(b"v1/secret/a/1", &sealed).is_err());
+        assert!(matches!(
+            key.open(b"v1/secret/b/1", &sealed),
+            Err(CryptoError::Tampered)
+        ));
+        assert!(
+            SealingKey::generate()
+                .open(b"v1/secret/a/1", &sealed)
+                .is_err()
+        );
         let mut bad = sealed.clone();
         *bad.last_mut().unwrap() ^= 1;
         assert!(key.open(b"v1/secret/a/1", &bad).is_err());

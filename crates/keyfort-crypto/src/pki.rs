@@ -2,8 +2,8 @@
 //! it signs, both with ECDSA P-256 keys (rcgen over aws-lc-rs).
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
@@ -35,7 +35,11 @@ pub fn generate_dev_pki(names: &[String]) -> Result<DevPki, CryptoError> {
     ca_dn.push(DnType::OrganizationName, "Keyfort dev mode");
     ca_params.distinguished_name = ca_dn;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     ca_params.not_before = now - Duration::days(1);
     ca_params.not_after = now + Duration::days(3650);
     let ca_cert = ca_params.self_signed(&ca_key).map_err(pki_err)?;
@@ -45,7 +49,10 @@ pub fn generate_dev_pki(names: &[String]) -> Result<DevPki, CryptoError> {
     let server_key = KeyPair::generate().map_err(pki_err)?;
     let mut params = CertificateParams::new(names.to_vec()).map_err(pki_err)?;
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, names.first().map(String::as_str).unwrap_or("localhost"));
+    dn.push(
+        DnType::CommonName,
+        names.first().map(String::as_str).unwrap_or("localhost"),
+    );
     params.distinguished_name = dn;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -67,10 +74,17 @@ pub fn generate_dev_pki(names: &[String]) -> Result<DevPki, CryptoError> {
 mod tests {
     #[test]
     fn generates_ca_and_leaf() {
-        let names = vec!["*.vault.localhost".to_string(), "localhost".to_string(), "127.0.0.1".to_string()];
+        let names = vec![
+            "*.vault.localhost".to_string(),
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+        ];
         let pki = super::generate_dev_pki(&names).unwrap();
         assert!(pki.ca_cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
-        assert!(pki.server_cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(
+            pki.server_cert_pem
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
         assert!(pki.server_key_pem.contains("PRIVATE KEY"));
         assert_ne!(pki.ca_cert_pem, pki.server_cert_pem);
     }

@@ -8,7 +8,9 @@ use aws_lc_rs::digest;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{KeyPair, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair};
+use aws_lc_rs::signature::{
+    KeyPair, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::Serialize;
@@ -43,7 +45,8 @@ impl TokenSigner {
 
     /// Loads a key saved with [`TokenSigner::to_pkcs8`].
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, CryptoError> {
-        let key = RsaKeyPair::from_pkcs8(der).map_err(|_| CryptoError::InvalidKey("token signing key is not RSA PKCS#8"))?;
+        let key = RsaKeyPair::from_pkcs8(der)
+            .map_err(|_| CryptoError::InvalidKey("token signing key is not RSA PKCS#8"))?;
         Self::from_key(key)
     }
 
@@ -54,7 +57,13 @@ impl TokenSigner {
         let verifier = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, public.as_ref())
             .map_err(|_| CryptoError::InvalidKey("token public key"))?;
         let kid = B64.encode(&digest::digest(&digest::SHA256, &n).as_ref()[..16]);
-        Ok(TokenSigner { key, verifier, kid, n, e })
+        Ok(TokenSigner {
+            key,
+            verifier,
+            kid,
+            n,
+            e,
+        })
     }
 
     /// The private key as PKCS#8 DER, for sealed storage.
@@ -75,8 +84,12 @@ impl TokenSigner {
         out.push('.');
         out.push_str(&B64.encode(serde_json::to_vec(claims).map_err(|_| CryptoError::Failed)?));
         let mut sig = vec![0u8; self.key.public_modulus_len()];
-        self.key
-            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), out.as_bytes(), &mut sig)?;
+        self.key.sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            out.as_bytes(),
+            &mut sig,
+        )?;
         out.push('.');
         out.push_str(&B64.encode(sig));
         Ok(out)
@@ -89,7 +102,9 @@ impl TokenSigner {
             return Err(CryptoError::TokenRejected("token is too long"));
         }
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(CryptoError::TokenRejected("not a compact JWS"));
         };
         let header: Header = B64
@@ -101,7 +116,9 @@ impl TokenSigner {
             return Err(CryptoError::TokenRejected("token algorithm must be RS256"));
         }
         if header.kid.as_deref() != Some(self.kid.as_str()) {
-            return Err(CryptoError::TokenRejected("token was not signed by this issuer's key"));
+            return Err(CryptoError::TokenRejected(
+                "token was not signed by this issuer's key",
+            ));
         }
         let sig = B64
             .decode(s)
@@ -113,7 +130,8 @@ impl TokenSigner {
         let payload = B64
             .decode(p)
             .map_err(|_| CryptoError::TokenRejected("malformed token payload"))?;
-        serde_json::from_slice(&payload).map_err(|_| CryptoError::TokenRejected("token claims are not valid"))
+        serde_json::from_slice(&payload)
+            .map_err(|_| CryptoError::TokenRejected("token claims are not valid"))
     }
 
     /// The public key as a JWK, for the JWKS document.
@@ -136,7 +154,9 @@ mod tests {
     #[test]
     fn sign_verify_and_reject() {
         let signer = TokenSigner::generate().unwrap();
-        let token = signer.sign(&serde_json::json!({"sub": "a", "exp": 5})).unwrap();
+        let token = signer
+            .sign(&serde_json::json!({"sub": "a", "exp": 5}))
+            .unwrap();
         let claims: serde_json::Value = signer.verify(&token).unwrap();
         assert_eq!(claims["sub"], "a");
 
@@ -149,7 +169,12 @@ mod tests {
         let other = TokenSigner::generate().unwrap();
         assert!(other.verify::<serde_json::Value>(&token).is_err());
         let parts: Vec<&str> = token.split('.').collect();
-        let forged = format!("{}.{}.{}", parts[0], B64.encode(br#"{"sub":"b","exp":5}"#), parts[2]);
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            B64.encode(br#"{"sub":"b","exp":5}"#),
+            parts[2]
+        );
         assert!(signer.verify::<serde_json::Value>(&forged).is_err());
         let none = format!("{}.{}.", B64.encode(br#"{"alg":"none"}"#), parts[1]);
         assert!(signer.verify::<serde_json::Value>(&none).is_err());

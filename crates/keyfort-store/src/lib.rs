@@ -58,7 +58,10 @@ impl Batch {
         self
     }
     pub fn put(mut self, key: impl Into<String>, value: Vec<u8>) -> Self {
-        self.ops.push(Op::Put { key: key.into(), value });
+        self.ops.push(Op::Put {
+            key: key.into(),
+            value,
+        });
         self
     }
     pub fn delete(mut self, key: impl Into<String>) -> Self {
@@ -86,7 +89,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Entries whose keys start with `prefix` and sort after `after`, in key
     /// order, at most `limit`.
-    fn list_page<'a>(&'a self, prefix: &'a str, after: Option<&'a str>, limit: usize) -> BoxFuture<'a, Result<Vec<Entry>>>;
+    fn list_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Entry>>>;
 
     /// Applies the batch atomically and durably: when this returns `Ok`, the
     /// batch survives a crash of the process or the machine.

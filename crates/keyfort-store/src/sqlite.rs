@@ -48,10 +48,16 @@ fn open_connection(path: &Path) -> Result<Connection> {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY NOT NULL);")
-        .map_err(engine)?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY NOT NULL);",
+    )
+    .map_err(engine)?;
     let current: i64 = conn
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
         .map_err(engine)?;
     if current as usize > MIGRATIONS.len() {
         return Err(StoreError::Engine(format!(
@@ -62,8 +68,11 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction().map_err(engine)?;
         tx.execute_batch(sql).map_err(engine)?;
-        tx.execute("INSERT INTO schema_migrations (version) VALUES (?1)", params![i as i64 + 1])
-            .map_err(engine)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES (?1)",
+            params![i as i64 + 1],
+        )
+        .map_err(engine)?;
         tx.commit().map_err(engine)?;
     }
     Ok(())
@@ -115,7 +124,9 @@ fn check_expect(conn: &Connection, expect: &Expect) -> Result<()> {
         Expect::Absent(k) | Expect::Equals(k, _) => k,
     };
     let current: Option<Vec<u8>> = conn
-        .query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| r.get(0))
+        .query_row("SELECT value FROM kv WHERE key = ?1", params![key], |r| {
+            r.get(0)
+        })
         .optional()
         .map_err(engine)?;
     let holds = match (expect, current) {
@@ -123,7 +134,11 @@ fn check_expect(conn: &Connection, expect: &Expect) -> Result<()> {
         (Expect::Equals(_, want), Some(have)) => *want == have,
         _ => false,
     };
-    if holds { Ok(()) } else { Err(StoreError::Conflict(key.clone())) }
+    if holds {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(key.clone()))
+    }
 }
 
 fn apply_batch(conn: &Connection, batch: &Batch) -> Result<()> {
@@ -133,7 +148,9 @@ fn apply_batch(conn: &Connection, batch: &Batch) -> Result<()> {
     let mut put = conn
         .prepare_cached("INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
         .map_err(engine)?;
-    let mut del = conn.prepare_cached("DELETE FROM kv WHERE key = ?1").map_err(engine)?;
+    let mut del = conn
+        .prepare_cached("DELETE FROM kv WHERE key = ?1")
+        .map_err(engine)?;
     for op in &batch.ops {
         match op {
             Op::Put { key, value } => put.execute(params![key, value]).map_err(engine)?,
@@ -199,7 +216,12 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn list_page<'a>(&'a self, prefix: &'a str, after: Option<&'a str>, limit: usize) -> BoxFuture<'a, Result<Vec<Entry>>> {
+    fn list_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Entry>>> {
         let lower = match after {
             Some(a) if a >= prefix => a.to_owned(),
             _ => String::new(),
@@ -226,13 +248,16 @@ impl Store for SqliteStore {
             let (reply, done) = oneshot::channel();
             {
                 let guard = self.writer.lock().map_err(engine)?;
-                let sender = guard.as_ref().ok_or_else(|| StoreError::Engine("the store is closed".into()))?;
+                let sender = guard
+                    .as_ref()
+                    .ok_or_else(|| StoreError::Engine("the store is closed".into()))?;
                 sender
                     .send((batch, reply))
                     .map_err(|_| StoreError::Engine("the writer thread stopped".into()))?;
             }
-            done.await
-                .map_err(|_| StoreError::Engine("the writer thread stopped before answering".into()))?
+            done.await.map_err(|_| {
+                StoreError::Engine("the writer thread stopped before answering".into())
+            })?
         })
     }
 }
@@ -254,14 +279,24 @@ mod tests {
         let path = dir.path().join("keyfort.db");
         {
             let store = SqliteStore::open(&path).unwrap();
-            store.commit(Batch::new().put("k", b"v".to_vec())).await.unwrap();
+            store
+                .commit(Batch::new().put("k", b"v".to_vec()))
+                .await
+                .unwrap();
         }
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.get("k").await.unwrap(), Some(b"v".to_vec()));
         let conn = Connection::open(&path).unwrap();
-        let version: i64 = conn.query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0)).unwrap();
+        let version: i64 = conn
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
         assert_eq!(version as usize, MIGRATIONS.len());
-        let sync: i64 = open_connection(&path).unwrap().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        let sync: i64 = open_connection(&path)
+            .unwrap()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(sync, 2, "synchronous must be FULL");
     }
 }

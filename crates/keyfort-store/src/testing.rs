@@ -6,9 +6,15 @@ use crate::{Batch, Store, StoreError};
 pub async fn exercise<S: Store>(store: &S) {
     // Get, put, overwrite, delete.
     assert_eq!(store.get("a/1").await.unwrap(), None);
-    store.commit(Batch::new().put("a/1", b"one".to_vec())).await.unwrap();
+    store
+        .commit(Batch::new().put("a/1", b"one".to_vec()))
+        .await
+        .unwrap();
     assert_eq!(store.get("a/1").await.unwrap(), Some(b"one".to_vec()));
-    store.commit(Batch::new().put("a/1", b"uno".to_vec())).await.unwrap();
+    store
+        .commit(Batch::new().put("a/1", b"uno".to_vec()))
+        .await
+        .unwrap();
     assert_eq!(store.get("a/1").await.unwrap(), Some(b"uno".to_vec()));
     store.commit(Batch::new().delete("a/1")).await.unwrap();
     assert_eq!(store.get("a/1").await.unwrap(), None);
@@ -18,7 +24,10 @@ pub async fn exercise<S: Store>(store: &S) {
     for i in 0..30 {
         batch = batch.put(format!("p/{i:02}"), vec![i as u8]);
     }
-    batch = batch.put("p0", vec![]).put("o/x", vec![]).put("q/x", vec![]);
+    batch = batch
+        .put("p0", vec![])
+        .put("o/x", vec![])
+        .put("q/x", vec![]);
     store.commit(batch).await.unwrap();
     let page = store.list_page("p/", None, 10).await.unwrap();
     assert_eq!(page.len(), 10);
@@ -28,7 +37,13 @@ pub async fn exercise<S: Store>(store: &S) {
     assert_eq!(rest.len(), 20);
     assert_eq!(rest[0].key, "p/10");
     assert_eq!(rest[19].value, vec![29]);
-    assert!(store.list_page("p/", Some("p/29"), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_page("p/", Some("p/29"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.list_page("zz/", None, 10).await.unwrap().is_empty());
 
     // Preconditions: a failed one writes nothing of its batch.
@@ -39,12 +54,20 @@ pub async fn exercise<S: Store>(store: &S) {
     assert!(matches!(err, StoreError::Conflict(ref k) if k == "p/00"));
     assert_eq!(store.get("new/1").await.unwrap(), None);
     store
-        .commit(Batch::new().expect_equals("p/00", vec![0]).put("p/00", vec![100]))
+        .commit(
+            Batch::new()
+                .expect_equals("p/00", vec![0])
+                .put("p/00", vec![100]),
+        )
         .await
         .unwrap();
     assert!(
         store
-            .commit(Batch::new().expect_equals("p/00", vec![0]).put("p/00", vec![200]))
+            .commit(
+                Batch::new()
+                    .expect_equals("p/00", vec![0])
+                    .put("p/00", vec![200])
+            )
             .await
             .is_err()
     );
@@ -53,7 +76,11 @@ pub async fn exercise<S: Store>(store: &S) {
     // Of many conditional creators of one key, exactly one wins.
     let mut wins = 0;
     for i in 0..8u8 {
-        if store.commit(Batch::new().expect_absent("race").put("race", vec![i])).await.is_ok() {
+        if store
+            .commit(Batch::new().expect_absent("race").put("race", vec![i]))
+            .await
+            .is_ok()
+        {
             wins += 1;
         }
     }
@@ -62,6 +89,9 @@ pub async fn exercise<S: Store>(store: &S) {
 
     // Binary values round-trip exactly.
     let blob: Vec<u8> = (0..=255u8).collect();
-    store.commit(Batch::new().put("bin", blob.clone())).await.unwrap();
+    store
+        .commit(Batch::new().put("bin", blob.clone()))
+        .await
+        .unwrap();
     assert_eq!(store.get("bin").await.unwrap(), Some(blob));
 }

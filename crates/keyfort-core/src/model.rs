@@ -1,0 +1,119 @@
+//! The records Keyfort stores. Each is serialized to JSON and sealed by the
+//! barrier; field names are part of the on-disk format.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+pub type Tags = BTreeMap<String, String>;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: String,
+    pub display_name: String,
+    /// The Azure-style subscription that maps to this tenant.
+    pub subscription_id: String,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Vault {
+    pub id: String,
+    pub name: String,
+    pub tenant_id: String,
+    pub resource_group: String,
+    pub location: String,
+    pub retention_days: i64,
+    pub purge_protection: bool,
+    pub tags: Tags,
+    pub created: i64,
+}
+
+impl Vault {
+    /// Azure's `recoveryLevel`: soft delete is always on; purge protection
+    /// removes `+Purgeable`; a retention below 90 days is "Customized".
+    pub fn recovery_level(&self) -> &'static str {
+        match (self.retention_days < 90, self.purge_protection) {
+            (false, true) => "Recoverable",
+            (false, false) => "Recoverable+Purgeable",
+            (true, true) => "CustomizedRecoverable",
+            (true, false) => "CustomizedRecoverable+Purgeable",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClientSecret {
+    pub key_id: String,
+    /// Argon2id PHC string; the secret itself is never stored.
+    pub hash: String,
+    /// The first three characters, as Entra shows them, to tell secrets apart.
+    pub hint: String,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Principal {
+    pub object_id: String,
+    pub tenant_id: String,
+    /// The client id (`appid`) used to sign in.
+    pub app_id: String,
+    pub display_name: String,
+    pub kind: String,
+    pub secrets: Vec<ClientSecret>,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RoleAssignment {
+    pub id: String,
+    pub tenant_id: String,
+    pub principal_id: String,
+    pub role_definition_id: String,
+    /// `/` (the whole tenant), `/vaults/{vault_id}`, or
+    /// `/vaults/{vault_id}/{secrets|keys|certificates}/{name}`.
+    pub scope: String,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Attributes {
+    pub enabled: bool,
+    pub nbf: Option<i64>,
+    pub exp: Option<i64>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+/// Everything about one version of a secret except its value.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SecretMeta {
+    pub version: String,
+    pub attributes: Attributes,
+    pub content_type: Option<String>,
+    pub tags: Option<Tags>,
+}
+
+/// One stored version, value included (sealed at rest by the barrier).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SecretVersion {
+    pub name: String,
+    pub meta: SecretMeta,
+    pub value: Zeroizing<String>,
+}
+
+/// The head of a secret: its display name and its latest version's metadata.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecretHead {
+    pub name: String,
+    pub latest: SecretMeta,
+    /// Set while the secret is soft-deleted.
+    pub deletion: Option<Deletion>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Deletion {
+    pub deleted_date: i64,
+    pub scheduled_purge_date: i64,
+}
