@@ -1,1 +1,112 @@
-fn main() {}
+//! The `keyfort` binary: `dev` and `server` run a node; every other command
+//! is a client of a running node.
+
+mod client;
+mod connection;
+mod output;
+mod secret;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "keyfort",
+    version,
+    about = "Keyfort: a self-hosted vault that speaks the Azure Key Vault API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything on this machine for development: a local CA, one tenant,
+    /// one vault ('dev') and one service principal, unsealed by a key file.
+    Dev {
+        /// Folder for data, keys, certificates and dev.json.
+        #[arg(long, default_value = ".keyfort", env = "KEYFORT_DEV_DATA_DIR")]
+        data_dir: PathBuf,
+        /// HTTPS port.
+        #[arg(long, default_value_t = 8443, env = "KEYFORT_DEV_PORT")]
+        port: u16,
+        /// Create the dev vault with purge protection on (first start only).
+        #[arg(long)]
+        purge_protection: bool,
+    },
+    /// Run a production node from a configuration file (every setting may
+    /// also come from a KEYFORT_* environment variable).
+    Server {
+        #[arg(long, env = "KEYFORT_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Manage secrets in a vault.
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Dev {
+                data_dir,
+                port,
+                purge_protection,
+            } => {
+                init_logging();
+                keyfort_server::dev::run(keyfort_server::dev::DevOptions {
+                    data_dir,
+                    port,
+                    purge_protection,
+                })
+                .await
+            }
+            Command::Server { config } => {
+                init_logging();
+                run_server(config).await
+            }
+            Command::Secret(cmd) => secret::run(cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_server(config: Option<PathBuf>) -> Result<(), keyfort_server::serve::BoxError> {
+    let config =
+        keyfort_server::config::Config::load(config.as_deref(), |k| std::env::var(k).ok())?;
+    let setup = keyfort_server::serve::setup_from_config(&config)?;
+    let (state, parts) = keyfort_server::serve::open(setup).await?;
+    let (cert, key) = (parts.tls_cert.clone(), parts.tls_key.clone());
+    let running = keyfort_server::serve::spawn(state, parts).await?;
+    tracing::info!(addr = %running.addr, "keyfort is serving");
+    keyfort_server::serve::serve_until_signalled(running, cert, key).await
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYFORT_LOG")
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -62,12 +62,13 @@ pub fn action_matches(pattern: &str, action: &str) -> bool {
     go(pattern.as_bytes(), action.as_bytes())
 }
 
-/// Proof that an operation was authorized, and by which assignment.
+/// Proof that an operation was authorized, and by which assignment. Only
+/// this crate can construct one.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Authorized {
     pub assignment_id: String,
     pub role_name: String,
-    _private: (),
 }
 
 pub struct Authorizer {
@@ -200,7 +201,6 @@ impl Authorizer {
                     return Ok(Authorized {
                         assignment_id: a.id.clone(),
                         role_name: role.name.clone(),
-                        _private: (),
                     });
                 }
             }

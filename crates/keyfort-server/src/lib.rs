@@ -1,1 +1,10 @@
+//! Keyfort's server: configuration, TLS, the HTTPS surface and dev mode.
+//! [`serve::serve`] runs a node from a [`serve::Setup`], which both
+//! `keyfort server` ([`serve::setup_from_config`]) and `keyfort dev`
+//! ([`dev::prepare`]) build.
 
+pub mod config;
+pub mod dev;
+pub mod http;
+pub mod keyfile;
+pub mod serve;

@@ -1,0 +1,306 @@
+//! Server configuration: a TOML file, every setting overridable by a
+//! `KEYFORT_*` environment variable. [`Config::validate`] refuses unsafe or
+//! contradictory settings and names the setting at fault.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// The port clients use, when a proxy or port mapping changes it.
+    #[serde(default)]
+    pub public_port: Option<u16>,
+    /// Vault hosts are `{vault}.{dns_suffix}`.
+    #[serde(default = "default_suffix")]
+    pub dns_suffix: String,
+    /// The vault answered on bare hosts (`localhost`, an IP address).
+    #[serde(default)]
+    pub default_vault: Option<String>,
+    /// Public https origin of the token issuer (the `authority` clients use).
+    pub issuer_url: String,
+    /// Folder for the database and, unless configured otherwise, the audit log.
+    pub data_dir: PathBuf,
+    pub tls: TlsConfig,
+    pub seal: SealConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default = "default_token_lifetime")]
+    pub token_lifetime_secs: i64,
+    /// How often the purge sweeper runs.
+    #[serde(default = "default_sweep")]
+    pub sweep_interval_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealConfig {
+    /// A file holding the 32-byte root key (hex), readable by its owner only.
+    pub key_file: PathBuf,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// JSON-lines audit file; defaults to `{data_dir}/audit.jsonl`.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+fn default_suffix() -> String {
+    "vault.localhost".into()
+}
+fn default_token_lifetime() -> i64 {
+    3600
+}
+fn default_sweep() -> u64 {
+    3600
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration setting '{setting}': {problem}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub problem: String,
+}
+
+fn err(setting: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting: setting.into(),
+        problem: problem.into(),
+    }
+}
+
+/// The environment variable for each setting, in TOML path order.
+const ENV: &[(&str, &str)] = &[
+    ("KEYFORT_LISTEN", "listen"),
+    ("KEYFORT_PUBLIC_PORT", "public_port"),
+    ("KEYFORT_DNS_SUFFIX", "dns_suffix"),
+    ("KEYFORT_DEFAULT_VAULT", "default_vault"),
+    ("KEYFORT_ISSUER_URL", "issuer_url"),
+    ("KEYFORT_DATA_DIR", "data_dir"),
+    ("KEYFORT_TLS_CERT", "tls.cert"),
+    ("KEYFORT_TLS_KEY", "tls.key"),
+    ("KEYFORT_SEAL_KEY_FILE", "seal.key_file"),
+    ("KEYFORT_AUDIT_FILE", "audit.file"),
+    ("KEYFORT_TOKEN_LIFETIME_SECS", "token_lifetime_secs"),
+    ("KEYFORT_SWEEP_INTERVAL_SECS", "sweep_interval_secs"),
+];
+
+impl Config {
+    /// Reads `path` (if given), then applies `KEYFORT_*` variables from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut doc: toml::Table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| err("--config", format!("cannot read {}: {e}", p.display())))?;
+                text.parse().map_err(|e| {
+                    err(
+                        "--config",
+                        format!("{} is not valid TOML: {e}", p.display()),
+                    )
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        for (var, setting) in ENV {
+            if let Some(value) = env(var) {
+                set_path(&mut doc, setting, &value);
+            }
+        }
+        let config: Config = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| err("config", e.message().to_string()))?;
+        Ok(config)
+    }
+
+    pub fn public_port(&self) -> u16 {
+        self.public_port.unwrap_or(self.listen.port())
+    }
+
+    /// Refuses unsafe or contradictory settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.issuer_url.starts_with("https://") {
+            return Err(err(
+                "issuer_url",
+                "must be an https:// URL: bearer tokens are only sent over TLS",
+            ));
+        }
+        if self.issuer_url.ends_with('/') {
+            return Err(err("issuer_url", "must not end with '/'"));
+        }
+        if self.dns_suffix.is_empty()
+            || self.dns_suffix.starts_with('.')
+            || self.dns_suffix.contains('/')
+        {
+            return Err(err(
+                "dns_suffix",
+                "must be a DNS name such as vault.example.com",
+            ));
+        }
+        if let Some(v) = &self.default_vault {
+            keyfort_core::names::check_vault_name(v)
+                .map_err(|e| err("default_vault", e.to_string()))?;
+        }
+        if !(300..=86_400).contains(&self.token_lifetime_secs) {
+            return Err(err(
+                "token_lifetime_secs",
+                "must be between 300 and 86400 seconds",
+            ));
+        }
+        if self.sweep_interval_secs == 0 {
+            return Err(err("sweep_interval_secs", "must be at least 1"));
+        }
+        for (setting, path) in [
+            ("tls.cert", &self.tls.cert),
+            ("tls.key", &self.tls.key),
+            ("seal.key_file", &self.seal.key_file),
+        ] {
+            if !path.is_file() {
+                return Err(err(
+                    setting,
+                    format!("{} does not exist or is not a file", path.display()),
+                ));
+            }
+        }
+        for (setting, path) in [
+            ("tls.key", &self.tls.key),
+            ("seal.key_file", &self.seal.key_file),
+        ] {
+            check_private(setting, path)?;
+        }
+        Ok(())
+    }
+}
+
+/// A private key file must not be readable by group or others.
+pub fn check_private(setting: &str, path: &Path) -> Result<(), ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| err(setting, format!("cannot read {}: {e}", path.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(err(
+                setting,
+                format!(
+                    "{} is readable by group or others (mode {:o}); run chmod 600 on it",
+                    path.display(),
+                    mode & 0o777
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn set_path(doc: &mut toml::Table, dotted: &str, raw: &str) {
+    let mut parts: Vec<&str> = dotted.split('.').collect();
+    let last = parts.pop().expect("non-empty setting path");
+    let mut table = doc;
+    for p in parts {
+        table = table
+            .entry(p)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .expect("setting path goes through tables");
+    }
+    // Numbers stay numbers; everything else is a string.
+    let value = raw
+        .parse::<i64>()
+        .map(toml::Value::Integer)
+        .unwrap_or_else(|_| toml::Value::String(raw.to_owned()));
+    table.insert(last.to_owned(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, mode: u32) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, "x").unwrap();
+        #[cfg(unix)]
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+        p
+    }
+
+    fn toml_for(dir: &Path) -> String {
+        format!(
+            "listen = \"127.0.0.1:8443\"\nissuer_url = \"https://localhost:8443\"\ndata_dir = \"{d}\"\n[tls]\ncert = \"{d}/c.pem\"\nkey = \"{d}/k.pem\"\n[seal]\nkey_file = \"{d}/root.key\"\n",
+            d = dir.display()
+        )
+    }
+
+    #[test]
+    fn env_overrides_file_and_validation_names_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "c.pem", 0o644);
+        write(dir.path(), "k.pem", 0o600);
+        let root = write(dir.path(), "root.key", 0o644);
+        let file = dir.path().join("keyfort.toml");
+        std::fs::write(&file, toml_for(dir.path())).unwrap();
+
+        let env = |k: &str| (k == "KEYFORT_LISTEN").then(|| "127.0.0.1:9443".to_string());
+        let config = Config::load(Some(&file), env).unwrap();
+        assert_eq!(config.listen.port(), 9443);
+        let e = config.validate().unwrap_err();
+        assert_eq!(
+            e.setting, "seal.key_file",
+            "a world-readable root key is refused"
+        );
+
+        std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        config.validate().unwrap();
+
+        let env =
+            |k: &str| (k == "KEYFORT_ISSUER_URL").then(|| "http://localhost:8443".to_string());
+        assert_eq!(
+            Config::load(Some(&file), env)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .setting,
+            "issuer_url"
+        );
+        let env = |k: &str| (k == "KEYFORT_TOKEN_LIFETIME_SECS").then(|| "10".to_string());
+        assert_eq!(
+            Config::load(Some(&file), env)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .setting,
+            "token_lifetime_secs"
+        );
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keyfort.toml");
+        std::fs::write(
+            &file,
+            format!("{}\nlisten_all = true\n", toml_for(dir.path())),
+        )
+        .unwrap();
+        let e = Config::load(Some(&file), |_| None).unwrap_err();
+        assert!(e.problem.contains("listen_all"), "{e}");
+    }
+}

@@ -1,0 +1,110 @@
+//! The audit layer: every request through it produces exactly one record,
+//! written before the response leaves. Handlers add what they learn (the
+//! operation, the vault, the caller, the authorizing assignment) to the
+//! request's [`AuditSlot`].
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use keyfort_core::audit::{AuditIdentity, AuditRecord};
+use keyfort_core::identity::Caller;
+
+use super::AppState;
+use super::error::{ApiError, FailureReason};
+
+#[derive(Default, Clone)]
+pub struct AuditInfo {
+    pub operation: Option<&'static str>,
+    pub vault: Option<String>,
+    pub object: Option<String>,
+    pub identity: Option<AuditIdentity>,
+    pub authorization: Option<String>,
+}
+
+/// Shared between the audit layer and the handler of one request.
+#[derive(Clone, Default)]
+pub struct AuditSlot(Arc<Mutex<AuditInfo>>);
+
+impl AuditSlot {
+    pub fn update(&self, f: impl FnOnce(&mut AuditInfo)) {
+        if let Ok(mut info) = self.0.lock() {
+            f(&mut info);
+        }
+    }
+
+    pub fn set_caller(&self, caller: &Caller) {
+        self.update(|i| {
+            i.identity = Some(AuditIdentity {
+                tenant_id: caller.tenant_id.clone(),
+                object_id: caller.object_id.clone(),
+                app_id: caller.app_id.clone(),
+            })
+        });
+    }
+
+    fn take(&self) -> AuditInfo {
+        self.0.lock().map(|i| i.clone()).unwrap_or_default()
+    }
+}
+
+/// A client-supplied id, kept only if short and printable.
+fn sanitized_header(req: &Request, name: &str) -> Option<String> {
+    let v = req.headers().get(name)?.to_str().ok()?;
+    (v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())).then(|| v.to_owned())
+}
+
+pub async fn audit_layer(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let slot = AuditSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let correlation_id = sanitized_header(&req, "x-ms-client-request-id");
+
+    let mut response = next.run(req).await;
+
+    let info = slot.take();
+    let status = response.status().as_u16();
+    let record = AuditRecord {
+        time: keyfort_core::clock::rfc3339(state.kf.clock.now()),
+        request_id: request_id.clone(),
+        correlation_id: correlation_id.clone(),
+        operation_name: info.operation.unwrap_or("Unknown").to_owned(),
+        vault: info.vault,
+        object: info.object,
+        result_type: if status < 400 { "Success" } else { "Failure" },
+        http_status: status,
+        caller_ip: peer.ip().to_canonical().to_string(),
+        identity: info.identity,
+        authorization: info.authorization,
+        reason: response
+            .extensions()
+            .get::<FailureReason>()
+            .map(|r| r.0.clone()),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    if let Err(e) = state.auditor.record(&record) {
+        tracing::error!(
+            request_id,
+            "audit record could not be written; refusing the response"
+        );
+        response = ApiError(e).into_response();
+    }
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-ms-request-id", v);
+    }
+    if let Some(c) = correlation_id.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert("x-ms-client-request-id", c);
+    }
+    response
+}

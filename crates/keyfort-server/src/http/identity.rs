@@ -1,0 +1,151 @@
+//! The token issuer's endpoints, shaped like Entra ID's v2 endpoints so that
+//! `azure-identity` works with only the authority changed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use super::audit::AuditSlot;
+use super::error::FailureReason;
+
+fn oauth_error(status: u16, error: &str, description: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut resp = (
+        status,
+        Json(json!({ "error": error, "error_description": description })),
+    )
+        .into_response();
+    resp.extensions_mut()
+        .insert(FailureReason(description.to_owned()));
+    resp
+}
+
+async fn known_tenant(state: &AppState, tenant: &str) -> Result<(), Response> {
+    match state.kf.identity.tenant(tenant).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(oauth_error(
+            400,
+            "invalid_tenant",
+            &format!(
+                "AADSTS90002: Tenant '{}' not found.",
+                keyfort_core::names::printable(tenant)
+            ),
+        )),
+        Err(e) => Err(oauth_error(500, "server_error", &e.public_message())),
+    }
+}
+
+pub async fn openid_configuration(
+    State(state): State<Arc<AppState>>,
+    Extension(slot): Extension<AuditSlot>,
+    Path(tenant): Path<String>,
+) -> Response {
+    slot.update(|i| i.operation = Some("OpenIdConfiguration"));
+    if let Err(r) = known_tenant(&state, &tenant).await {
+        return r;
+    }
+    Json(state.kf.identity.openid_configuration(&tenant)).into_response()
+}
+
+pub async fn jwks(
+    State(state): State<Arc<AppState>>,
+    Extension(slot): Extension<AuditSlot>,
+    Path(tenant): Path<String>,
+) -> Response {
+    slot.update(|i| i.operation = Some("Jwks"));
+    if let Err(r) = known_tenant(&state, &tenant).await {
+        return r;
+    }
+    Json(state.kf.identity.jwks()).into_response()
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token` with `grant_type=client_credentials`.
+pub async fn token(
+    State(state): State<Arc<AppState>>,
+    Extension(slot): Extension<AuditSlot>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Response {
+    slot.update(|i| i.operation = Some("TokenIssue"));
+    let form: HashMap<String, String> = match serde_urlencoded_pairs(&body) {
+        Some(f) => f,
+        None => {
+            return oauth_error(
+                400,
+                "invalid_request",
+                "The body must be application/x-www-form-urlencoded.",
+            );
+        }
+    };
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    if field("grant_type") != "client_credentials" {
+        return oauth_error(
+            400,
+            "unsupported_grant_type",
+            "AADSTS70003: Only grant_type=client_credentials is supported by this issuer.",
+        );
+    }
+    for required in ["client_id", "client_secret", "scope"] {
+        if field(required).is_empty() {
+            return oauth_error(
+                400,
+                "invalid_request",
+                &format!("AADSTS900144: The request body must contain '{required}'."),
+            );
+        }
+    }
+    let issued = state
+        .kf
+        .identity
+        .client_credentials(
+            &tenant,
+            field("client_id"),
+            field("client_secret"),
+            field("scope"),
+        )
+        .await;
+    match issued {
+        Ok(t) => {
+            let mut resp = Json(json!({
+                "token_type": "Bearer",
+                "expires_in": t.expires_in,
+                "ext_expires_in": t.expires_in,
+                "access_token": t.access_token,
+            }))
+            .into_response();
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => oauth_error(e.status, e.error, &e.description),
+    }
+}
+
+/// Decodes an urlencoded form body.
+fn serde_urlencoded_pairs(body: &[u8]) -> Option<HashMap<String, String>> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()
+        .map(|v| v.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn form_decoding() {
+        let f = super::serde_urlencoded_pairs(
+            b"scope=https%3A%2F%2Fvault.localhost%3A8443%2F.default&a=b+c&empty=",
+        )
+        .unwrap();
+        assert_eq!(f["scope"], "https://vault.localhost:8443/.default");
+        assert_eq!(f["a"], "b c");
+        assert_eq!(f["empty"], "");
+    }
+}

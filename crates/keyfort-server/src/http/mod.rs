@@ -1,0 +1,154 @@
+//! The HTTPS surface. Handlers are thin: they map a request to a service
+//! call and render the result in Azure Key Vault's shapes.
+//!
+//! - `/{tenant}/...`: the OAuth2/OIDC token issuer ([`identity`]);
+//! - `/secrets...`, `/deletedsecrets...` on a vault host: the secrets API ([`secrets`]);
+//! - `/_health`: an unauthenticated liveness probe, outside the audit layer.
+
+pub mod audit;
+pub mod error;
+pub mod identity;
+pub mod request;
+pub mod secrets;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use keyfort_core::Keyfort;
+use keyfort_core::audit::Auditor;
+
+/// Largest request body accepted (a restore of a 500-version backup fits).
+pub const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// How this deployment is addressed.
+#[derive(Clone, Debug)]
+pub struct Site {
+    pub dns_suffix: String,
+    pub public_port: u16,
+    pub default_vault: Option<String>,
+    /// Origin of the token issuer, e.g. `https://localhost:8443`.
+    pub issuer_base: String,
+}
+
+impl Site {
+    fn port_suffix(&self) -> String {
+        if self.public_port == 443 {
+            String::new()
+        } else {
+            format!(":{}", self.public_port)
+        }
+    }
+
+    /// The URL of a vault, as in its object ids.
+    pub fn vault_url(&self, vault_name: &str) -> String {
+        format!(
+            "https://{}.{}{}",
+            vault_name.to_ascii_lowercase(),
+            self.dns_suffix,
+            self.port_suffix()
+        )
+    }
+
+    /// The resource (audience) of data-plane tokens, as the SDK's challenge check wants it.
+    pub fn data_audience(&self) -> String {
+        format!("https://{}{}", self.dns_suffix, self.port_suffix())
+    }
+
+    /// The resource (audience) of management tokens.
+    pub fn management_audience(&self) -> String {
+        format!(
+            "https://management.{}{}",
+            self.dns_suffix,
+            self.port_suffix()
+        )
+    }
+
+    /// The vault a request host names, if it names one. `None` for hosts
+    /// that are neither `{vault}.{suffix}` nor a bare host with a default vault.
+    pub fn vault_for_host(&self, host: &str) -> Option<String> {
+        let host = strip_port(host).to_ascii_lowercase();
+        if let Some(label) = host.strip_suffix(&format!(".{}", self.dns_suffix)) {
+            return (!label.contains('.') && !label.is_empty()).then(|| label.to_owned());
+        }
+        self.default_vault.clone()
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+pub struct AppState {
+    pub kf: Arc<Keyfort>,
+    pub auditor: Auditor,
+    pub site: Site,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let audited = Router::new()
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(identity::openid_configuration),
+        )
+        .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
+        .route("/{tenant}/discovery/v2.0/keys", get(identity::jwks))
+        .fallback(secrets::data_plane)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::audit_layer,
+        ));
+    Router::new()
+        .route("/_health", get(|| async { "ok" }))
+        .merge(audited)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(default_vault: Option<&str>) -> Site {
+        Site {
+            dns_suffix: "vault.localhost".into(),
+            public_port: 8443,
+            default_vault: default_vault.map(String::from),
+            issuer_base: "https://localhost:8443".into(),
+        }
+    }
+
+    #[test]
+    fn hosts_name_vaults() {
+        let s = site(None);
+        assert_eq!(
+            s.vault_for_host("dev.vault.localhost:8443").as_deref(),
+            Some("dev")
+        );
+        assert_eq!(
+            s.vault_for_host("DEV.Vault.Localhost").as_deref(),
+            Some("dev")
+        );
+        assert_eq!(s.vault_for_host("a.b.vault.localhost:8443"), None);
+        assert_eq!(s.vault_for_host("localhost:8443"), None);
+        assert_eq!(
+            site(Some("dev"))
+                .vault_for_host("127.0.0.1:8443")
+                .as_deref(),
+            Some("dev")
+        );
+        assert_eq!(
+            site(Some("dev")).vault_for_host("[::1]:8443").as_deref(),
+            Some("dev")
+        );
+        assert_eq!(s.vault_url("Dev"), "https://dev.vault.localhost:8443");
+        assert_eq!(s.data_audience(), "https://vault.localhost:8443");
+    }
+}

@@ -1,0 +1,592 @@
+//! The secrets API of Azure Key Vault (`secrets.json`, 2026-04-01). A request
+//! is parsed into a [`SecretOp`], which knows its data action; the pipeline
+//! resolves the vault, checks the api-version and the token, asks the
+//! authorizer, then runs the operation on the secrets service.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use keyfort_core::model::{SecretMeta, Tags, Vault};
+use keyfort_core::secrets::{AttributeChanges, Page, SecretView, SetSecret, UpdateSecret};
+use keyfort_core::{Error, names};
+use serde_json::{Map, Value, json};
+use zeroize::Zeroizing;
+
+use super::AppState;
+use super::audit::AuditSlot;
+use super::error::ApiError;
+use super::request::{authenticate, check_api_version, request_host, resolve_vault};
+
+/// Largest JSON body for a secret write (a 25 KB value plus metadata).
+const MAX_WRITE_BODY: usize = 64 * 1024;
+
+#[derive(Debug, PartialEq)]
+pub enum SecretOp {
+    Set(String),
+    Get(String, Option<String>),
+    Update(String, Option<String>),
+    Delete(String),
+    List,
+    ListVersions(String),
+    Backup(String),
+    Restore,
+    ListDeleted,
+    GetDeleted(String),
+    Recover(String),
+    Purge(String),
+}
+
+impl SecretOp {
+    /// Maps method and path to an operation; `None` if the API has no such route.
+    pub fn parse(method: &Method, path: &str) -> Option<SecretOp> {
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // A trailing slash (the Python SDK sends `/secrets/{name}/`) means "no version".
+        let segs: Vec<&str> = match segs.split_last() {
+            Some((&"", rest)) => rest.to_vec(),
+            _ => segs,
+        };
+        let s = |i: usize| segs[i].to_owned();
+        use SecretOp::*;
+        Some(match (method.as_str(), segs.as_slice()) {
+            ("GET", ["secrets"]) => List,
+            ("POST", ["secrets", "restore"]) => Restore,
+            ("PUT", ["secrets", _]) => Set(s(1)),
+            ("DELETE", ["secrets", _]) => Delete(s(1)),
+            ("GET", ["secrets", _]) => Get(s(1), None),
+            ("PATCH", ["secrets", _]) => Update(s(1), None),
+            ("GET", ["secrets", _, "versions"]) => ListVersions(s(1)),
+            ("POST", ["secrets", _, "backup"]) => Backup(s(1)),
+            ("GET", ["secrets", _, _]) => Get(s(1), Some(s(2))),
+            ("PATCH", ["secrets", _, _]) => Update(s(1), Some(s(2))),
+            ("GET", ["deletedsecrets"]) => ListDeleted,
+            ("GET", ["deletedsecrets", _]) => GetDeleted(s(1)),
+            ("DELETE", ["deletedsecrets", _]) => Purge(s(1)),
+            ("POST", ["deletedsecrets", _, "recover"]) => Recover(s(1)),
+            _ => return None,
+        })
+    }
+
+    /// Azure's data action for this operation.
+    pub fn action(&self) -> &'static str {
+        use SecretOp::*;
+        match self {
+            Set(_) => "Microsoft.KeyVault/vaults/secrets/setSecret/action",
+            Get(..) => "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+            Update(..) => "Microsoft.KeyVault/vaults/secrets/update/action",
+            Delete(_) => "Microsoft.KeyVault/vaults/secrets/delete",
+            List | ListVersions(_) | ListDeleted | GetDeleted(_) => {
+                "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
+            }
+            Backup(_) => "Microsoft.KeyVault/vaults/secrets/backup/action",
+            Restore => "Microsoft.KeyVault/vaults/secrets/restore/action",
+            Recover(_) => "Microsoft.KeyVault/vaults/secrets/recover/action",
+            Purge(_) => "Microsoft.KeyVault/vaults/secrets/purge/action",
+        }
+    }
+
+    /// The operation name in audit records (Azure's AuditEvent names).
+    pub fn audit_name(&self) -> &'static str {
+        use SecretOp::*;
+        match self {
+            Set(_) => "SecretSet",
+            Get(..) => "SecretGet",
+            Update(..) => "SecretUpdate",
+            Delete(_) => "SecretDelete",
+            List => "SecretList",
+            ListVersions(_) => "SecretListVersions",
+            Backup(_) => "SecretBackup",
+            Restore => "SecretRestore",
+            ListDeleted => "SecretListDeleted",
+            GetDeleted(_) => "SecretGetDeleted",
+            Recover(_) => "SecretRecover",
+            Purge(_) => "SecretPurge",
+        }
+    }
+
+    /// The secret the operation targets, if one.
+    pub fn object(&self) -> Option<&str> {
+        use SecretOp::*;
+        match self {
+            Set(n)
+            | Get(n, _)
+            | Update(n, _)
+            | Delete(n)
+            | ListVersions(n)
+            | Backup(n)
+            | GetDeleted(n)
+            | Recover(n)
+            | Purge(n) => Some(n),
+            List | Restore | ListDeleted => None,
+        }
+    }
+}
+
+/// The fallback handler for vault hosts.
+pub async fn data_plane(
+    State(state): State<Arc<AppState>>,
+    Extension(slot): Extension<AuditSlot>,
+    ConnectInfo(_peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let vault = match resolve_vault(&state, request_host(&uri, &headers)).await {
+        Ok(v) => v,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    slot.update(|i| i.vault = Some(vault.name.clone()));
+    let Some(op) = SecretOp::parse(&method, uri.path()) else {
+        return ApiError(Error::not_found(
+            "NotFound",
+            format!(
+                "{method} {} is not an operation of the Key Vault API.",
+                names::printable(uri.path())
+            ),
+        ))
+        .into_response();
+    };
+    slot.update(|i| {
+        i.operation = Some(op.audit_name());
+        i.object = op.object().map(str::to_owned);
+    });
+    if let Err(e) = check_api_version(uri.query()) {
+        return ApiError(e).into_response();
+    }
+    let caller = match authenticate(&state, &vault, &headers) {
+        Ok(c) => c,
+        Err(challenge) => return *challenge,
+    };
+    slot.set_caller(&caller);
+    let object = op.object().map(|n| ("secrets", n));
+    let authorized = match state
+        .kf
+        .authz
+        .authorize(&caller, &vault, op.action(), object)
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    slot.update(|i| {
+        i.authorization = Some(format!(
+            "{} ({})",
+            authorized.assignment_id, authorized.role_name
+        ))
+    });
+    match run(&state, &vault, op, uri.query(), &body).await {
+        Ok(resp) => resp,
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+async fn run(
+    state: &AppState,
+    vault: &Vault,
+    op: SecretOp,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<Response, Error> {
+    let secrets = &state.kf.secrets;
+    let r = Render { state, vault };
+    use SecretOp::*;
+    Ok(match op {
+        Set(name) => {
+            let req = parse_set(body)?;
+            Json(r.bundle(&secrets.set(vault, &name, req).await?)).into_response()
+        }
+        Get(name, version) => {
+            Json(r.bundle(&secrets.get(vault, &name, version.as_deref()).await?)).into_response()
+        }
+        Update(name, version) => {
+            let req = parse_update(body)?;
+            Json(
+                r.bundle(
+                    &secrets
+                        .update(vault, &name, version.as_deref(), req)
+                        .await?,
+                ),
+            )
+            .into_response()
+        }
+        Delete(name) => Json(r.bundle(&secrets.delete(vault, &name).await?)).into_response(),
+        List => {
+            let (limit, after) = paging(query)?;
+            let page = secrets.list(vault, after.as_deref(), limit).await?;
+            Json(r.page(page, "secrets", limit, |v| r.item(v, false))).into_response()
+        }
+        ListVersions(name) => {
+            let (limit, after) = paging(query)?;
+            let page = secrets
+                .list_versions(vault, &name, after.as_deref(), limit)
+                .await?;
+            let path = format!("secrets/{}/versions", name);
+            Json(r.page(page, &path, limit, |v| r.item(v, true))).into_response()
+        }
+        ListDeleted => {
+            let (limit, after) = paging(query)?;
+            let page = secrets.list_deleted(vault, after.as_deref(), limit).await?;
+            Json(r.page(page, "deletedsecrets", limit, |v| r.item(v, false))).into_response()
+        }
+        GetDeleted(name) => {
+            Json(r.bundle(&secrets.get_deleted(vault, &name).await?)).into_response()
+        }
+        Recover(name) => Json(r.bundle(&secrets.recover(vault, &name).await?)).into_response(),
+        Purge(name) => {
+            secrets.purge(vault, &name).await?;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Backup(name) => {
+            let key = state.kf.identity.backup_key(&vault.tenant_id).await?;
+            let blob = secrets.backup(vault, &name, &key).await?;
+            Json(json!({ "value": B64.encode(blob) })).into_response()
+        }
+        Restore => {
+            let map = parse_object(body)?;
+            let blob = required_str(&map, "value")?;
+            let blob = B64.decode(blob.trim_end_matches('=')).map_err(|_| {
+                Error::bad(
+                    "'value' must be the base64url backup blob returned by a backup operation.",
+                )
+            })?;
+            let key = state.kf.identity.backup_key(&vault.tenant_id).await?;
+            Json(r.bundle(&secrets.restore(vault, &blob, &key).await?)).into_response()
+        }
+    })
+}
+
+/// `maxresults` (1–25, default 25) and the continuation token.
+fn paging(query: Option<&str>) -> Result<(usize, Option<String>), Error> {
+    let mut limit = 25;
+    let mut after = None;
+    for kv in query.unwrap_or("").split('&') {
+        if let Some(v) = kv.strip_prefix("maxresults=") {
+            limit = v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=25).contains(n))
+                .ok_or_else(|| Error::bad("maxresults must be an integer between 1 and 25."))?;
+        } else if let Some(v) = kv
+            .strip_prefix("$skiptoken=")
+            .or_else(|| kv.strip_prefix("%24skiptoken="))
+        {
+            let raw = B64
+                .decode(v)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    Error::bad(
+                        "The $skiptoken is not one this server issued; start the listing again.",
+                    )
+                })?;
+            after = Some(raw);
+        }
+    }
+    Ok((limit, after))
+}
+
+struct Render<'a> {
+    state: &'a AppState,
+    vault: &'a Vault,
+}
+
+impl Render<'_> {
+    fn base(&self) -> String {
+        self.state.site.vault_url(&self.vault.name)
+    }
+
+    fn attributes(&self, meta: &SecretMeta) -> Value {
+        let a = &meta.attributes;
+        let mut v = json!({
+            "enabled": a.enabled,
+            "created": a.created,
+            "updated": a.updated,
+            "recoveryLevel": self.vault.recovery_level(),
+            "recoverableDays": self.vault.retention_days,
+        });
+        if let Some(nbf) = a.nbf {
+            v["nbf"] = json!(nbf);
+        }
+        if let Some(exp) = a.exp {
+            v["exp"] = json!(exp);
+        }
+        v
+    }
+
+    fn common(&self, out: &mut Map<String, Value>, view: &SecretView) {
+        out.insert("attributes".into(), self.attributes(&view.meta));
+        if let Some(ct) = &view.meta.content_type {
+            out.insert("contentType".into(), json!(ct));
+        }
+        if let Some(tags) = &view.meta.tags {
+            out.insert("tags".into(), json!(tags));
+        }
+        if let Some(d) = view.deletion {
+            out.insert(
+                "recoveryId".into(),
+                json!(format!("{}/deletedsecrets/{}", self.base(), view.name)),
+            );
+            out.insert("deletedDate".into(), json!(d.deleted_date));
+            out.insert("scheduledPurgeDate".into(), json!(d.scheduled_purge_date));
+        }
+    }
+
+    /// A `SecretBundle` (or `DeletedSecretBundle`).
+    fn bundle(&self, view: &SecretView) -> Value {
+        let mut out = Map::new();
+        if let Some(value) = &view.value {
+            out.insert("value".into(), json!(value.as_str()));
+        }
+        out.insert(
+            "id".into(),
+            json!(format!(
+                "{}/secrets/{}/{}",
+                self.base(),
+                view.name,
+                view.meta.version
+            )),
+        );
+        self.common(&mut out, view);
+        Value::Object(out)
+    }
+
+    /// A `SecretItem`: the id carries the version only in version listings.
+    fn item(&self, view: &SecretView, with_version: bool) -> Value {
+        let mut out = Map::new();
+        let id = if with_version {
+            format!(
+                "{}/secrets/{}/{}",
+                self.base(),
+                view.name,
+                view.meta.version
+            )
+        } else {
+            format!("{}/secrets/{}", self.base(), view.name)
+        };
+        out.insert("id".into(), json!(id));
+        self.common(&mut out, view);
+        Value::Object(out)
+    }
+
+    fn page(
+        &self,
+        page: Page<SecretView>,
+        path: &str,
+        limit: usize,
+        item: impl Fn(&SecretView) -> Value,
+    ) -> Value {
+        let next = page.next.map(|after| {
+            format!(
+                "{}/{path}?api-version={}&maxresults={limit}&$skiptoken={}",
+                self.base(),
+                super::request::API_VERSIONS[0],
+                B64.encode(after)
+            )
+        });
+        json!({ "value": page.items.iter().map(item).collect::<Vec<_>>(), "nextLink": next })
+    }
+}
+
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Error> {
+    if body.is_empty() {
+        return Err(Error::bad(
+            "The request body is empty; this operation needs a JSON object.",
+        ));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(Error::bad("The request body must be a JSON object.")),
+        // serde_json's syntax errors name a position, never the input text.
+        Err(e) => Err(Error::bad(format!(
+            "The request body is not valid JSON: {e}."
+        ))),
+    }
+}
+
+fn required_str<'a>(map: &'a Map<String, Value>, field: &str) -> Result<&'a str, Error> {
+    match map.get(field) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(Error::bad(format!("'{field}' must be a string."))),
+        None => Err(Error::bad(format!("The property '{field}' is required."))),
+    }
+}
+
+fn optional_str(map: &Map<String, Value>, field: &str) -> Result<Option<String>, Error> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Error::bad(format!("'{field}' must be a string."))),
+    }
+}
+
+fn parse_tags(map: &Map<String, Value>) -> Result<Option<Tags>, Error> {
+    match map.get("tags") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(t)) => t
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                _ => Err(Error::bad(format!(
+                    "Tag '{}' must have a string value.",
+                    names::printable(k)
+                ))),
+            })
+            .collect::<Result<Tags, Error>>()
+            .map(Some),
+        Some(_) => Err(Error::bad("'tags' must be an object of string values.")),
+    }
+}
+
+fn parse_attributes(map: &Map<String, Value>) -> Result<AttributeChanges, Error> {
+    let attrs = match map.get("attributes") {
+        None | Some(Value::Null) => return Ok(AttributeChanges::default()),
+        Some(Value::Object(a)) => a,
+        Some(_) => return Err(Error::bad("'attributes' must be an object.")),
+    };
+    let enabled = match attrs.get("enabled") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(Error::bad("'attributes.enabled' must be true or false.")),
+    };
+    let time = |field: &str| -> Result<Option<Option<i64>>, Error> {
+        match attrs.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .filter(|t| (0..=253_402_300_799).contains(t))
+                .map(|t| Some(Some(t)))
+                .ok_or_else(|| {
+                    Error::bad(format!(
+                        "'attributes.{field}' must be a Unix time in seconds."
+                    ))
+                }),
+            Some(_) => Err(Error::bad(format!(
+                "'attributes.{field}' must be a Unix time in seconds."
+            ))),
+        }
+    };
+    Ok(AttributeChanges {
+        enabled,
+        nbf: time("nbf")?,
+        exp: time("exp")?,
+    })
+}
+
+fn check_write_size(body: &[u8]) -> Result<(), Error> {
+    if body.len() > MAX_WRITE_BODY {
+        return Err(Error::TooLarge(format!(
+            "The request body is {} bytes; a secret write may be at most {MAX_WRITE_BODY} bytes (values at most 25 KB).",
+            body.len()
+        )));
+    }
+    Ok(())
+}
+
+fn parse_set(body: &[u8]) -> Result<SetSecret, Error> {
+    check_write_size(body)?;
+    let map = parse_object(body)?;
+    Ok(SetSecret {
+        value: Zeroizing::new(required_str(&map, "value")?.to_owned()),
+        content_type: optional_str(&map, "contentType")?,
+        tags: parse_tags(&map)?,
+        attributes: parse_attributes(&map)?,
+    })
+}
+
+fn parse_update(body: &[u8]) -> Result<UpdateSecret, Error> {
+    check_write_size(body)?;
+    let map = if body.is_empty() {
+        Map::new()
+    } else {
+        parse_object(body)?
+    };
+    if map.contains_key("value") {
+        return Err(Error::bad(
+            "An update cannot change a secret's value; set a new version instead.",
+        ));
+    }
+    Ok(UpdateSecret {
+        content_type: optional_str(&map, "contentType")?,
+        tags: parse_tags(&map)?,
+        attributes: parse_attributes(&map)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        use SecretOp::*;
+        let p = |m: Method, path: &str| SecretOp::parse(&m, path);
+        assert_eq!(p(Method::GET, "/secrets"), Some(List));
+        assert_eq!(p(Method::GET, "/secrets/"), Some(List));
+        assert_eq!(p(Method::GET, "/secrets/a/"), Some(Get("a".into(), None)));
+        assert_eq!(
+            p(Method::GET, "/secrets/a/abc"),
+            Some(Get("a".into(), Some("abc".into())))
+        );
+        assert_eq!(p(Method::PUT, "/secrets/a"), Some(Set("a".into())));
+        assert_eq!(
+            p(Method::GET, "/secrets/a/versions"),
+            Some(ListVersions("a".into()))
+        );
+        assert_eq!(p(Method::POST, "/secrets/restore"), Some(Restore));
+        assert_eq!(
+            p(Method::POST, "/deletedsecrets/a/recover"),
+            Some(Recover("a".into()))
+        );
+        assert_eq!(
+            p(Method::DELETE, "/deletedsecrets/a"),
+            Some(Purge("a".into()))
+        );
+        assert_eq!(p(Method::GET, "/keys/a"), None);
+        assert_eq!(p(Method::PUT, "/secrets/a/b/c"), None);
+    }
+
+    #[test]
+    fn bodies() {
+        assert!(parse_set(br#"{"value": 5}"#).is_err());
+        assert!(parse_set(br#"{"contentType": "x"}"#).is_err());
+        assert!(parse_set(b"not json").is_err());
+        assert!(parse_set(br#"{"value": "v", "attributes": {"enabled": "yes"}}"#).is_err());
+        assert!(parse_set(br#"{"value": "v", "tags": {"a": 1}}"#).is_err());
+        let ok =
+            parse_set(br#"{"value": "v", "tags": {"a": "b"}, "attributes": {"exp": 2000000000}}"#)
+                .unwrap();
+        assert_eq!(ok.attributes.exp, Some(Some(2_000_000_000)));
+        assert!(parse_update(br#"{"value": "v"}"#).is_err());
+        let e = parse_set(br#"{"value": "v", "attributes": {"enabled": "hunter2"}}"#)
+            .err()
+            .unwrap();
+        assert!(
+            !e.to_string().contains("hunter2"),
+            "errors never echo input values"
+        );
+    }
+
+    #[test]
+    fn paging_rules() {
+        assert_eq!(paging(None).unwrap().0, 25);
+        assert_eq!(paging(Some("maxresults=3")).unwrap().0, 3);
+        assert!(paging(Some("maxresults=0")).is_err());
+        assert!(paging(Some("maxresults=26")).is_err());
+        let token = B64.encode("abc");
+        assert_eq!(
+            paging(Some(&format!("$skiptoken={token}")))
+                .unwrap()
+                .1
+                .as_deref(),
+            Some("abc")
+        );
+        assert!(paging(Some("$skiptoken=!!")).is_err());
+    }
+}

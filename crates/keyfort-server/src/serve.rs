@@ -1,0 +1,202 @@
+//! Running a node: open the store behind the barrier, start the services,
+//! serve HTTPS (HTTP/1.1 and HTTP/2) until SIGTERM or Ctrl-C, reload the TLS
+//! certificate on SIGHUP, and sweep due purges in the background.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use keyfort_core::Keyfort;
+use keyfort_core::audit::{Auditor, FileSink};
+use keyfort_core::barrier::Barrier;
+use keyfort_core::clock::{Clock, SystemClock};
+use keyfort_core::identity::IssuerSettings;
+use keyfort_crypto::SealingKey;
+use keyfort_store::sqlite::SqliteStore;
+
+use crate::config::Config;
+use crate::http::{self, AppState, Site};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything needed to run a node, however it was configured.
+pub struct Setup {
+    pub listen: SocketAddr,
+    pub site: Site,
+    pub db_path: PathBuf,
+    pub root_key: SealingKey,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub audit_file: PathBuf,
+    pub token_lifetime: i64,
+    pub sweep_interval: Duration,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Builds a [`Setup`] from a validated production configuration.
+pub fn setup_from_config(config: &Config) -> Result<Setup, BoxError> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir)?;
+    let root_key = crate::keyfile::load(&config.seal.key_file)
+        .map_err(|e| format!("configuration setting 'seal.key_file': {e}"))?;
+    Ok(Setup {
+        listen: config.listen,
+        site: Site {
+            dns_suffix: config.dns_suffix.to_ascii_lowercase(),
+            public_port: config.public_port(),
+            default_vault: config.default_vault.clone(),
+            issuer_base: config.issuer_url.clone(),
+        },
+        db_path: config.data_dir.join("keyfort.db"),
+        root_key,
+        tls_cert: config.tls.cert.clone(),
+        tls_key: config.tls.key.clone(),
+        audit_file: config
+            .audit
+            .file
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("audit.jsonl")),
+        token_lifetime: config.token_lifetime_secs,
+        sweep_interval: Duration::from_secs(config.sweep_interval_secs),
+        clock: Arc::new(SystemClock),
+    })
+}
+
+/// Opens the store and services of a node (without serving yet).
+pub async fn open(setup: Setup) -> Result<(Arc<AppState>, ServeParts), BoxError> {
+    let store = Arc::new(SqliteStore::open(&setup.db_path)?);
+    let barrier = Arc::new(Barrier::new(store, setup.root_key));
+    let issuer = IssuerSettings {
+        base: setup.site.issuer_base.clone(),
+        audiences: vec![setup.site.data_audience(), setup.site.management_audience()],
+        token_lifetime: setup.token_lifetime,
+    };
+    let kf = Arc::new(Keyfort::open(barrier, setup.clock, issuer).await?);
+    let auditor = Auditor::new(vec![Box::new(FileSink::open(&setup.audit_file)?)]);
+    let state = Arc::new(AppState {
+        kf,
+        auditor,
+        site: setup.site,
+    });
+    Ok((
+        state,
+        ServeParts {
+            listen: setup.listen,
+            tls_cert: setup.tls_cert,
+            tls_key: setup.tls_key,
+            sweep_interval: setup.sweep_interval,
+        },
+    ))
+}
+
+/// The parts of a setup that serving needs after the services are open.
+pub struct ServeParts {
+    pub listen: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub sweep_interval: Duration,
+}
+
+/// A node serving in the background.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub handle: Handle<SocketAddr>,
+    pub tls: RustlsConfig,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    sweeper: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets requests in flight finish (up to `grace`), and waits.
+    pub async fn shutdown(self, grace: Duration) -> Result<(), BoxError> {
+        self.sweeper.abort();
+        self.handle.graceful_shutdown(Some(grace));
+        self.task.await??;
+        Ok(())
+    }
+}
+
+pub fn install_crypto_provider() {
+    // Only aws-lc-rs is compiled in; installing it explicitly makes that certain.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// Starts serving and returns once the socket is listening.
+pub async fn spawn(state: Arc<AppState>, parts: ServeParts) -> Result<Running, BoxError> {
+    install_crypto_provider();
+    let tls = RustlsConfig::from_pem_file(&parts.tls_cert, &parts.tls_key)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot load the TLS certificate {} / key {}: {e}",
+                parts.tls_cert.display(),
+                parts.tls_key.display()
+            )
+        })?;
+    let handle: Handle<SocketAddr> = Handle::new();
+    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum_server::bind_rustls(parts.listen, tls.clone()).handle(handle.clone());
+    let task = tokio::spawn(async move { server.serve(app).await });
+    let addr = handle
+        .listening()
+        .await
+        .ok_or_else(|| format!("could not listen on {}", parts.listen))?;
+    let sweeper = tokio::spawn(sweep_forever(state, parts.sweep_interval));
+    Ok(Running {
+        addr,
+        handle,
+        tls,
+        task,
+        sweeper,
+    })
+}
+
+/// Purges what is due in every vault, now and then every `interval`.
+async fn sweep_forever(state: Arc<AppState>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tick.tick().await;
+        match sweep_once(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                purged = n,
+                "purge sweeper removed deleted objects past retention"
+            ),
+            Err(e) => tracing::warn!(error = %e, "purge sweep failed; will retry"),
+        }
+    }
+}
+
+pub async fn sweep_once(state: &AppState) -> Result<usize, keyfort_core::Error> {
+    let mut purged = 0;
+    for vault in state.kf.vaults.list().await? {
+        purged += state.kf.secrets.sweep(&vault).await?;
+    }
+    Ok(purged)
+}
+
+/// Serves until SIGTERM or Ctrl-C; reloads TLS files on SIGHUP.
+pub async fn serve_until_signalled(
+    running: Running,
+    tls_cert: PathBuf,
+    tls_key: PathBuf,
+) -> Result<(), BoxError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = hup.recv() => match running.tls.reload_from_pem_file(&tls_cert, &tls_key).await {
+                Ok(()) => tracing::info!("reloaded the TLS certificate and key"),
+                Err(e) => tracing::error!(error = %e, "TLS reload failed; keeping the previous certificate"),
+            },
+        }
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    running.shutdown(Duration::from_secs(10)).await
+}
