@@ -2,7 +2,8 @@
 //! issuer. Tokens are RS256 JWTs shaped like Entra ID's v2 access tokens
 //! (`tid`, `oid`, `appid`, `aud`, `exp`, ...), checked on every request.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use keyfort_crypto::token::TokenSigner;
 use keyfort_crypto::{SealingKey, password, random};
@@ -84,7 +85,14 @@ pub struct Identity {
     signer: TokenSigner,
     /// Verified against when a client id is unknown, so that both failures cost the same.
     decoy_hash: String,
+    /// Tokens already verified, keyed by SHA-256 of (audience, token), with
+    /// their expiry. Saves the RSA verification on every request; expiry is
+    /// still checked each time.
+    verified: RwLock<HashMap<[u8; 32], (Caller, i64)>>,
 }
+
+/// Verified tokens kept before the cache starts over.
+const VERIFIED_CACHE: usize = 16_384;
 
 fn tenant_key(id: &str) -> String {
     format!("sys/tenants/{id}")
@@ -136,6 +144,7 @@ impl Identity {
             settings,
             signer,
             decoy_hash,
+            verified: RwLock::new(HashMap::new()),
         })
     }
 
@@ -332,6 +341,22 @@ impl Identity {
     /// Checks a bearer token for `audience`: signature, issuer, audience and
     /// validity window.
     pub fn verify(&self, token: &str, audience: &str) -> Result<Caller> {
+        let key = keyfort_crypto::digest::sha256(format!("{audience}\n{token}").as_bytes());
+        if let Some((caller, exp)) = self.verified.read().expect("token cache lock").get(&key)
+            && self.clock.now() <= exp + SKEW
+        {
+            return Ok(caller.clone());
+        }
+        let (caller, exp) = self.verify_uncached(token, audience)?;
+        let mut cache = self.verified.write().expect("token cache lock");
+        if cache.len() >= VERIFIED_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, (caller.clone(), exp));
+        Ok(caller)
+    }
+
+    fn verify_uncached(&self, token: &str, audience: &str) -> Result<(Caller, i64)> {
         let claims: Claims = self.signer.verify(token).map_err(|e| {
             Error::Unauthorized(format!("AKV10000: The bearer token is not valid: {e}."))
         })?;
@@ -357,12 +382,13 @@ impl Identity {
                 "AKV10000: The token has expired; request a new one.".into(),
             ));
         }
-        Ok(Caller {
+        let caller = Caller {
             tenant_id: claims.tid,
             object_id: claims.oid,
             app_id: claims.appid,
             mfa: claims.amr.iter().any(|m| m == "mfa"),
-        })
+        };
+        Ok((caller, claims.exp))
     }
 
     /// The OpenID Connect discovery document of a tenant.

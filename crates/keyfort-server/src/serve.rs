@@ -15,6 +15,7 @@ use keyfort_core::barrier::Barrier;
 use keyfort_core::clock::{Clock, SystemClock};
 use keyfort_core::identity::IssuerSettings;
 use keyfort_crypto::SealingKey;
+use keyfort_store::cache::CachedStore;
 use keyfort_store::sqlite::SqliteStore;
 
 use crate::config::Config;
@@ -67,7 +68,8 @@ pub fn setup_from_config(config: &Config) -> Result<Setup, BoxError> {
 
 /// Opens the store and services of a node (without serving yet).
 pub async fn open(setup: Setup) -> Result<(Arc<AppState>, ServeParts), BoxError> {
-    let store = Arc::new(SqliteStore::open(&setup.db_path)?);
+    let engine = Arc::new(SqliteStore::open(&setup.db_path)?);
+    let store = Arc::new(CachedStore::new(engine));
     let barrier = Arc::new(Barrier::new(store, setup.root_key));
     let issuer = IssuerSettings {
         base: setup.site.issuer_base.clone(),

@@ -6,6 +6,7 @@
 //! Engines: [`sqlite::SqliteStore`] (embedded; WAL with full fsync, group
 //! commit). Every engine passes [`testing::exercise`].
 
+pub mod cache;
 pub mod sqlite;
 pub mod testing;
 
