@@ -293,6 +293,14 @@ def test_invalid_names_and_oversized_values(server, client):
     assert client.set_secret(name, remember("y" * (25 * 1024))).value == "y" * 25 * 1024
 
 
+def test_oversized_bodies_are_refused_in_azure_format(server):
+    r = raw(server, "PUT", f"/secrets/{unique()}", data=b'{"value": "' + b"x" * 100_000 + b'"}',
+            headers={"Content-Type": "application/json"})
+    assert_error(r, 413, "RequestEntityTooLarge")
+    r = raw(server, "POST", "/secrets/restore", data=b"x" * (33 * 1024 * 1024))
+    assert_error(r, 413, "RequestEntityTooLarge")
+
+
 def test_maxresults_bounds(server):
     for bad in ["0", "26", "x"]:
         r = requests.get(f"{server.dev['vault_url']}/secrets", params={"api-version": "7.6", "maxresults": bad},

@@ -3,6 +3,7 @@
 
 mod client;
 mod connection;
+mod operator;
 mod output;
 mod secret;
 
@@ -46,6 +47,9 @@ enum Command {
     /// Manage secrets in a vault.
     #[command(subcommand)]
     Secret(secret::SecretCommand),
+    /// Administer a node (runs next to its data, not through the API).
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
                 run_server(config).await
             }
             Command::Secret(cmd) => secret::run(cmd).await,
+            Command::Operator(cmd) => operator::run(cmd).await,
         }
     });
     match result {

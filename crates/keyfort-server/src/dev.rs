@@ -11,17 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keyfort_core::clock::SystemClock;
-use keyfort_core::vaults::NewVault;
 use serde::{Deserialize, Serialize};
 
+use crate::bootstrap::{self, VaultPlan};
 use crate::http::{AppState, Site};
 use crate::keyfile;
 use crate::serve::{self, BoxError, Setup};
 
 pub const DEV_VAULT: &str = "dev";
 pub const DEV_SUFFIX: &str = "vault.localhost";
-/// Key Vault Administrator, from the built-in role list.
-pub const KEY_VAULT_ADMINISTRATOR: &str = "00482a5a-887f-4fb3-b363-3b7fe8e74483";
 
 pub struct DevOptions {
     pub data_dir: PathBuf,
@@ -109,43 +107,22 @@ fn ensure_pki(f: &Files) -> Result<(), BoxError> {
 
 /// Provisions tenant, vault, principal and role assignment on first start.
 async fn provision(state: &AppState, opts: &DevOptions) -> Result<DevState, BoxError> {
-    let kf = &state.kf;
-    if kf.vaults.get(DEV_VAULT).await?.is_some() {
-        return Err("this data folder holds a dev vault but no dev-state.json (an earlier first start was interrupted); remove the folder and start again".into());
-    }
-    let tenant = kf.identity.create_tenant("Keyfort dev tenant").await?;
-    let vault = kf
-        .vaults
-        .create(NewVault {
-            name: DEV_VAULT.into(),
-            tenant_id: tenant.id.clone(),
-            resource_group: "dev".into(),
-            location: "local".into(),
-            retention_days: 7,
-            purge_protection: opts.purge_protection,
-            tags: [("environment".to_string(), "dev".to_string())].into(),
-        })
-        .await?;
-    let (principal, secret) = kf
-        .identity
-        .create_service_principal(&tenant.id, "keyfort-dev")
-        .await?;
-    let scope = keyfort_core::authz::scope_of(&vault, None);
-    kf.authz
-        .assign(
-            &tenant.id,
-            &principal.object_id,
-            KEY_VAULT_ADMINISTRATOR,
-            &scope,
-            kf.clock.now(),
-        )
-        .await?;
+    let plan = VaultPlan {
+        name: DEV_VAULT.into(),
+        location: "local".into(),
+        retention_days: 7,
+        purge_protection: opts.purge_protection,
+        tags: [("environment".to_string(), "dev".to_string())].into(),
+    };
+    let p = bootstrap::provision(&state.kf, "Keyfort dev tenant", plan, "keyfort-dev")
+        .await
+        .map_err(|e| format!("{e} (an earlier first start of dev mode was interrupted: remove the data folder and start again)"))?;
     Ok(DevState {
-        tenant_id: tenant.id,
-        subscription_id: tenant.subscription_id,
-        client_id: principal.app_id,
-        client_secret: secret,
-        vault_name: vault.name,
+        tenant_id: p.tenant.id,
+        subscription_id: p.tenant.subscription_id,
+        client_id: p.client_id,
+        client_secret: p.client_secret,
+        vault_name: p.vault.name,
     })
 }
 

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -136,7 +137,7 @@ pub async fn data_plane(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let vault = match resolve_vault(&state, request_host(&uri, &headers)).await {
         Ok(v) => v,
@@ -181,6 +182,16 @@ pub async fn data_plane(
             authorized.assignment_id, authorized.role_name
         ))
     });
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            return ApiError(Error::TooLarge(format!(
+                "The request body could not be read ({rejection}); the largest body accepted is {} bytes.",
+                super::MAX_BODY
+            )))
+            .into_response();
+        }
+    };
     match run(&state, &vault, op, uri.query(), &body).await {
         Ok(resp) => resp,
         Err(e) => ApiError(e).into_response(),
