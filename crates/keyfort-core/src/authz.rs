@@ -25,26 +25,91 @@ pub struct RoleDefinition {
     #[serde(default)]
     pub description: String,
     #[serde(default)]
+    pub actions: Option<Vec<String>>,
+    #[serde(default)]
+    pub not_actions: Option<Vec<String>>,
+    #[serde(default)]
     pub data_actions: Option<Vec<String>>,
     #[serde(default)]
     pub not_data_actions: Option<Vec<String>>,
 }
 
+/// Which permission lists an action is checked against.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Plane {
+    /// `actions`/`notActions`: the management plane (vaults, role assignments).
+    Control,
+    /// `dataActions`/`notDataActions`: what is inside a vault.
+    Data,
+}
+
+fn grants(granted: &Option<Vec<String>>, excluded: &Option<Vec<String>>, action: &str) -> bool {
+    granted.iter().flatten().any(|p| action_matches(p, action))
+        && !excluded.iter().flatten().any(|p| action_matches(p, action))
+}
+
 impl RoleDefinition {
-    /// True when this role grants `action`.
+    /// True when this role grants the data action `action`.
     pub fn allows(&self, action: &str) -> bool {
-        let granted = self
-            .data_actions
-            .iter()
-            .flatten()
-            .any(|p| action_matches(p, action));
-        let excluded = self
-            .not_data_actions
-            .iter()
-            .flatten()
-            .any(|p| action_matches(p, action));
-        granted && !excluded
+        grants(&self.data_actions, &self.not_data_actions, action)
     }
+
+    /// True when this role grants `action` on `plane`.
+    pub fn allows_on(&self, plane: Plane, action: &str) -> bool {
+        match plane {
+            Plane::Data => self.allows(action),
+            Plane::Control => grants(&self.actions, &self.not_actions, action),
+        }
+    }
+}
+
+/// Azure's general management roles (not in the Key Vault role list).
+fn general_roles() -> Vec<RoleDefinition> {
+    let role = |name: &str, id: &str, description: &str, actions: &[&str], not_actions: &[&str]| {
+        RoleDefinition {
+            name: name.into(),
+            id: id.into(),
+            description: description.into(),
+            actions: Some(actions.iter().map(|s| s.to_string()).collect()),
+            not_actions: Some(not_actions.iter().map(|s| s.to_string()).collect()),
+            data_actions: Some(vec![]),
+            not_data_actions: Some(vec![]),
+        }
+    };
+    vec![
+        role(
+            "Owner",
+            "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+            "Grants full access to manage all resources, including the ability to assign roles in Azure RBAC.",
+            &["*"],
+            &[],
+        ),
+        role(
+            "Contributor",
+            "b24988ac-6180-42a0-ab88-20f7382dd24c",
+            "Grants full access to manage all resources, but does not allow you to assign roles in Azure RBAC.",
+            &["*"],
+            &[
+                "Microsoft.Authorization/*/Delete",
+                "Microsoft.Authorization/*/Write",
+                "Microsoft.Authorization/elevateAccess/Action",
+            ],
+        ),
+        role(
+            "User Access Administrator",
+            "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
+            "Lets you manage user access to Azure resources.",
+            &["*/read", "Microsoft.Authorization/*"],
+            &[],
+        ),
+        role(
+            "Reader",
+            "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+            "View all resources, but does not allow you to make any changes.",
+            &["*/read"],
+            &[],
+        ),
+    ]
 }
 
 /// Azure's action pattern match: case-insensitive, `*` matches any run of
@@ -85,12 +150,36 @@ pub fn scope_of(vault: &Vault, object: Option<(&str, &str)>) -> String {
     }
 }
 
-fn covers(scope: &str, target: &str) -> bool {
-    scope == "/"
-        || target == scope
-        || target
-            .strip_prefix(scope)
-            .is_some_and(|rest| rest.starts_with('/'))
+/// The scope of a tenant's subscription, or of a resource group in it.
+pub fn subscription_scope(subscription_id: &str, resource_group: Option<&str>) -> String {
+    match resource_group {
+        None => format!("/subscriptions/{}", subscription_id.to_ascii_lowercase()),
+        Some(rg) => format!(
+            "/subscriptions/{}/resourceGroups/{}",
+            subscription_id.to_ascii_lowercase(),
+            rg.to_ascii_lowercase()
+        ),
+    }
+}
+
+/// Every scope an assignment may sit at to cover a target, outermost first:
+/// the tenant (`/`), its subscription, the resource group, the vault, the object.
+pub fn scope_chain(
+    subscription_id: &str,
+    resource_group: Option<&str>,
+    vault: Option<(&Vault, Option<(&str, &str)>)>,
+) -> Vec<String> {
+    let mut chain = vec!["/".to_string(), subscription_scope(subscription_id, None)];
+    if let Some(rg) = resource_group {
+        chain.push(subscription_scope(subscription_id, Some(rg)));
+    }
+    if let Some((v, object)) = vault {
+        chain.push(scope_of(v, None));
+        if object.is_some() {
+            chain.push(scope_of(v, object));
+        }
+    }
+    chain
 }
 
 fn assignments_prefix(tenant_id: &str) -> String {
@@ -99,8 +188,9 @@ fn assignments_prefix(tenant_id: &str) -> String {
 
 impl Authorizer {
     pub fn new(barrier: Arc<Barrier>) -> Self {
-        let roles =
+        let mut roles: Vec<RoleDefinition> =
             serde_json::from_str(BUILTIN_ROLES).expect("the built-in role list is valid JSON");
+        roles.extend(general_roles());
         Authorizer {
             barrier,
             roles,
@@ -156,6 +246,30 @@ impl Authorizer {
         Ok(assignment)
     }
 
+    /// Storage keys of every assignment at the vault's scope or below it.
+    pub async fn assignment_keys_in_vault(&self, vault: &Vault) -> Result<Vec<String>> {
+        let vault_scope = scope_of(vault, None);
+        Ok(self
+            .barrier
+            .list_all::<RoleAssignment>(&assignments_prefix(&vault.tenant_id))
+            .await?
+            .into_iter()
+            .filter(|s| {
+                s.value.scope == vault_scope
+                    || s.value.scope.starts_with(&format!("{vault_scope}/"))
+            })
+            .map(|s| s.key)
+            .collect())
+    }
+
+    /// Drops cached assignments of a tenant after a change made elsewhere.
+    pub fn forget_tenant(&self, tenant_id: &str) {
+        self.cache
+            .write()
+            .expect("assignment cache lock")
+            .remove(tenant_id);
+    }
+
     async fn assignments(&self, tenant_id: &str) -> Result<Arc<Vec<RoleAssignment>>> {
         if let Some(a) = self
             .cache
@@ -180,8 +294,39 @@ impl Authorizer {
         Ok(list)
     }
 
-    /// Decides whether `caller` may perform `action` on the vault or on one
-    /// object in it.
+    /// Looks for an assignment of the caller, at one of the `chain` scopes of
+    /// `tenant_id`, whose role grants `action` on `plane`.
+    pub async fn find_grant(
+        &self,
+        caller: &Caller,
+        tenant_id: &str,
+        chain: &[String],
+        plane: Plane,
+        action: &str,
+    ) -> Result<Option<Authorized>> {
+        if caller.tenant_id != tenant_id {
+            return Ok(None);
+        }
+        for a in self.assignments(tenant_id).await?.iter() {
+            if a.principal_id != caller.object_id
+                || !chain.iter().any(|s| s.eq_ignore_ascii_case(&a.scope))
+            {
+                continue;
+            }
+            if let Some(role) = self.role(&a.role_definition_id)
+                && role.allows_on(plane, action)
+            {
+                return Ok(Some(Authorized {
+                    assignment_id: a.id.clone(),
+                    role_name: role.name.clone(),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Decides whether `caller` may perform the data action `action` on the
+    /// vault or on one object in it.
     pub async fn authorize(
         &self,
         caller: &Caller,
@@ -189,21 +334,16 @@ impl Authorizer {
         action: &str,
         object: Option<(&str, &str)>,
     ) -> Result<Authorized> {
-        let target = scope_of(vault, object);
-        if caller.tenant_id == vault.tenant_id {
-            for a in self.assignments(&vault.tenant_id).await?.iter() {
-                if a.principal_id != caller.object_id || !covers(&a.scope, &target) {
-                    continue;
-                }
-                if let Some(role) = self.role(&a.role_definition_id)
-                    && role.allows(action)
-                {
-                    return Ok(Authorized {
-                        assignment_id: a.id.clone(),
-                        role_name: role.name.clone(),
-                    });
-                }
-            }
+        let chain = scope_chain(
+            &vault.subscription_id,
+            Some(&vault.resource_group),
+            Some((vault, object)),
+        );
+        if let Some(granted) = self
+            .find_grant(caller, &vault.tenant_id, &chain, Plane::Data, action)
+            .await?
+        {
+            return Ok(granted);
         }
         Err(Error::Forbidden {
             message: format!(
@@ -263,11 +403,26 @@ mod tests {
     }
 
     #[test]
-    fn scope_coverage() {
-        assert!(covers("/", "/vaults/a/secrets/x"));
-        assert!(covers("/vaults/a", "/vaults/a/secrets/x"));
-        assert!(covers("/vaults/a", "/vaults/a"));
-        assert!(!covers("/vaults/a", "/vaults/ab"));
-        assert!(!covers("/vaults/a/secrets/x", "/vaults/a"));
+    fn general_roles_on_the_control_plane() {
+        let roles = general_roles();
+        let by = |n: &str| roles.iter().find(|r| r.name == n).unwrap();
+        assert!(by("Owner").allows_on(
+            Plane::Control,
+            "Microsoft.Authorization/roleAssignments/write"
+        ));
+        assert!(by("Contributor").allows_on(Plane::Control, "Microsoft.KeyVault/vaults/write"));
+        assert!(!by("Contributor").allows_on(
+            Plane::Control,
+            "Microsoft.Authorization/roleAssignments/write"
+        ));
+        assert!(by("Reader").allows_on(Plane::Control, "Microsoft.KeyVault/vaults/read"));
+        assert!(!by("Reader").allows_on(Plane::Control, "Microsoft.KeyVault/vaults/write"));
+        assert!(
+            !by("Owner").allows_on(
+                Plane::Data,
+                "Microsoft.KeyVault/vaults/secrets/getSecret/action"
+            ),
+            "Owner reads no secrets"
+        );
     }
 }

@@ -185,6 +185,17 @@ impl Identity {
             .map(|s| s.value))
     }
 
+    /// The tenant whose subscription this is (one subscription per tenant).
+    pub async fn tenant_by_subscription(&self, subscription_id: &str) -> Result<Option<Tenant>> {
+        Ok(self
+            .barrier
+            .list_all::<Tenant>("sys/tenants/")
+            .await?
+            .into_iter()
+            .map(|s| s.value)
+            .find(|t| t.subscription_id.eq_ignore_ascii_case(subscription_id)))
+    }
+
     /// The tenant's key for backup blobs.
     pub async fn backup_key(&self, tenant_id: &str) -> Result<SealingKey> {
         let key = backup_key_key(tenant_id);

@@ -56,4 +56,41 @@ impl Keyfort {
             secrets,
         })
     }
+
+    /// Purges a soft-deleted vault of `tenant_id`, refused under purge
+    /// protection until its scheduled purge date.
+    pub async fn purge_vault(&self, tenant_id: &str, name: &str) -> Result<()> {
+        let vault = self.vaults.get_deleted(tenant_id, name).await?;
+        self.vaults.check_purge_allowed(&vault)?;
+        self.purge_vault_now(&vault).await
+    }
+
+    /// Removes a vault, its objects, its key and its role assignments.
+    async fn purge_vault_now(&self, vault: &model::Vault) -> Result<()> {
+        let mut extra = keyfort_store::Batch::new();
+        for key in self.authz.assignment_keys_in_vault(vault).await? {
+            extra = extra.delete(key);
+        }
+        let result = self.vaults.purge_record(vault, extra).await;
+        self.authz.forget_tenant(&vault.tenant_id);
+        result
+    }
+
+    /// The purge sweeper's pass: deleted vaults and deleted secrets whose
+    /// scheduled purge date has passed are removed. Returns how many.
+    pub async fn sweep(&self) -> Result<usize> {
+        let now = self.clock.now();
+        let mut purged = 0;
+        for vault in self.vaults.list_all().await? {
+            match vault.deletion {
+                Some(d) if d.scheduled_purge_date <= now => {
+                    self.purge_vault_now(&vault).await?;
+                    purged += 1;
+                }
+                Some(_) => {}
+                None => purged += self.secrets.sweep(&vault).await?,
+            }
+        }
+        Ok(purged)
+    }
 }

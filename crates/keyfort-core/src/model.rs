@@ -22,12 +22,30 @@ pub struct Vault {
     pub id: String,
     pub name: String,
     pub tenant_id: String,
+    /// The subscription of the tenant (one per tenant).
+    #[serde(default)]
+    pub subscription_id: String,
     pub resource_group: String,
     pub location: String,
     pub retention_days: i64,
     pub purge_protection: bool,
     pub tags: Tags,
     pub created: i64,
+    #[serde(default)]
+    pub updated: i64,
+    /// `Enabled` or `Disabled` (ARM `publicNetworkAccess`).
+    #[serde(default = "enabled")]
+    pub public_network_access: String,
+    /// ARM `networkAcls`, kept as given (enforcement lands with network rules).
+    #[serde(default)]
+    pub network_acls: Option<serde_json::Value>,
+    /// Set while the vault is soft-deleted.
+    #[serde(default)]
+    pub deletion: Option<Deletion>,
+}
+
+fn enabled() -> String {
+    "Enabled".into()
 }
 
 impl Vault {

@@ -42,6 +42,7 @@ async fn vault(kf: &Keyfort, tenant: &str, name: &str, purge_protection: bool) -
         .create(NewVault {
             name: name.into(),
             tenant_id: tenant.into(),
+            subscription_id: format!("sub-{tenant}"),
             resource_group: "rg".into(),
             location: "local".into(),
             retention_days: 7,

@@ -1,5 +1,5 @@
 //! First provisioning of a node: a tenant, a vault, and a service principal
-//! holding Key Vault Administrator on that vault. Used by `keyfort dev` on its
+//! holding Key Vault Administrator on that vault and Owner of the subscription. Used by `keyfort dev` on its
 //! first start and by `keyfort operator init` for production nodes.
 
 use keyfort_core::Keyfort;
@@ -10,6 +10,8 @@ use crate::serve::BoxError;
 
 /// Key Vault Administrator, from the built-in role list.
 pub const KEY_VAULT_ADMINISTRATOR: &str = "00482a5a-887f-4fb3-b363-3b7fe8e74483";
+/// Owner, Azure's general management role.
+pub const OWNER: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
 
 pub struct VaultPlan {
     pub name: String,
@@ -46,6 +48,7 @@ pub async fn provision(
         .create(NewVault {
             name: plan.name,
             tenant_id: tenant.id.clone(),
+            subscription_id: tenant.subscription_id.clone(),
             resource_group: "default".into(),
             location: plan.location,
             retention_days: plan.retention_days,
@@ -57,15 +60,21 @@ pub async fn provision(
         .identity
         .create_service_principal(&tenant.id, principal_name)
         .await?;
-    let scope = keyfort_core::authz::scope_of(&vault, None);
+    let now = kf.clock.now();
+    let vault_scope = keyfort_core::authz::scope_of(&vault, None);
     kf.authz
         .assign(
             &tenant.id,
             &principal.object_id,
             KEY_VAULT_ADMINISTRATOR,
-            &scope,
-            kf.clock.now(),
+            &vault_scope,
+            now,
         )
+        .await?;
+    // Owner of the subscription: may create vaults and assign roles.
+    let subscription = keyfort_core::authz::subscription_scope(&tenant.subscription_id, None);
+    kf.authz
+        .assign(&tenant.id, &principal.object_id, OWNER, &subscription, now)
         .await?;
     Ok(Provisioned {
         tenant,

@@ -161,7 +161,7 @@ async fn sweep_forever(state: Arc<AppState>, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     loop {
         tick.tick().await;
-        match sweep_once(&state).await {
+        match state.kf.sweep().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 purged = n,
@@ -170,14 +170,6 @@ async fn sweep_forever(state: Arc<AppState>, interval: Duration) {
             Err(e) => tracing::warn!(error = %e, "purge sweep failed; will retry"),
         }
     }
-}
-
-pub async fn sweep_once(state: &AppState) -> Result<usize, keyfort_core::Error> {
-    let mut purged = 0;
-    for vault in state.kf.vaults.list().await? {
-        purged += state.kf.secrets.sweep(&vault).await?;
-    }
-    Ok(purged)
 }
 
 /// Serves until SIGTERM or Ctrl-C; reloads TLS files on SIGHUP.

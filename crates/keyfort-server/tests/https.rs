@@ -111,6 +111,7 @@ impl Harness {
             .create(NewVault {
                 name: name.into(),
                 tenant_id: tenant.into(),
+                subscription_id: format!("sub-{tenant}"),
                 resource_group: "rg".into(),
                 location: "local".into(),
                 retention_days: 7,

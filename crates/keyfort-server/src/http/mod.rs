@@ -2,12 +2,14 @@
 //! call and render the result in Azure Key Vault's shapes.
 //!
 //! - `/{tenant}/...`: the OAuth2/OIDC token issuer ([`identity`]);
+//! - `/subscriptions/...`: the vault management API, shaped after ARM ([`management`]);
 //! - `/secrets...`, `/deletedsecrets...` on a vault host: the secrets API ([`secrets`]);
 //! - `/_health`: an unauthenticated liveness probe, outside the audit layer.
 
 pub mod audit;
 pub mod error;
 pub mod identity;
+pub mod management;
 pub mod request;
 pub mod secrets;
 
@@ -15,7 +17,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use keyfort_core::Keyfort;
 use keyfort_core::audit::Auditor;
 
@@ -100,6 +102,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
         .route("/{tenant}/discovery/v2.0/keys", get(identity::jwks))
+        .route("/subscriptions/{*rest}", any(management::management))
         .fallback(secrets::data_plane)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
