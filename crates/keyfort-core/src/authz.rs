@@ -1,23 +1,28 @@
-//! Authorization: Azure RBAC with Key Vault's data actions. Deny by default;
-//! a request is allowed only when a role assignment of the caller, at a scope
-//! covering the target, has a role whose `dataActions` match the action and
-//! whose `notDataActions` do not. The proof of a decision is [`Authorized`],
-//! which only this module can construct.
+//! Authorization: Azure RBAC. Deny by default; a request is allowed only when
+//! a role assignment of the caller, at a scope covering the target, has a role
+//! whose `dataActions` (data plane) or `actions` (control plane) match the
+//! action and whose `notDataActions`/`notActions` do not. The proof of a
+//! decision is [`Authorized`], which only this crate can construct.
+//!
+//! Scopes, outermost first: `/` (the tenant), `/subscriptions/{sub}`,
+//! `/subscriptions/{sub}/resourceGroups/{rg}`, `/vaults/{vault_id}`,
+//! `/vaults/{vault_id}/{secrets|keys|certificates}/{name}`. An assignment
+//! covers its scope and everything below it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use keyfort_store::Batch;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::barrier::Barrier;
 use crate::identity::Caller;
 use crate::model::{RoleAssignment, Vault};
-use crate::{Error, Result};
+use crate::{Error, Result, names};
 
 static BUILTIN_ROLES: &str = include_str!("../data/builtin-roles.json");
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleDefinition {
     pub name: String,
@@ -32,6 +37,15 @@ pub struct RoleDefinition {
     pub data_actions: Option<Vec<String>>,
     #[serde(default)]
     pub not_data_actions: Option<Vec<String>>,
+    /// True for roles a tenant defined itself.
+    #[serde(default)]
+    pub custom: bool,
+    #[serde(default)]
+    pub assignable_scopes: Vec<String>,
+    /// An ABAC condition (Key Vault Data Access Administrator's): the role ids
+    /// it may assign or unassign are the GUIDs it lists.
+    #[serde(default)]
+    pub condition: Option<String>,
 }
 
 /// Which permission lists an action is checked against.
@@ -48,6 +62,12 @@ fn grants(granted: &Option<Vec<String>>, excluded: &Option<Vec<String>>, action:
         && !excluded.iter().flatten().any(|p| action_matches(p, action))
 }
 
+/// A data action that only reads: `.../read`, `getSecret`, `readMetadata`.
+fn is_read_action(pattern: &str) -> bool {
+    let p = pattern.to_ascii_lowercase();
+    p.ends_with("/read") || p.ends_with("/getsecret/action") || p.ends_with("/readmetadata/action")
+}
+
 impl RoleDefinition {
     /// True when this role grants the data action `action`.
     pub fn allows(&self, action: &str) -> bool {
@@ -60,6 +80,23 @@ impl RoleDefinition {
             Plane::Data => self.allows(action),
             Plane::Control => grants(&self.actions, &self.not_actions, action),
         }
+    }
+
+    /// True when every data action of the role only reads (and it has some).
+    pub fn is_read_only(&self) -> bool {
+        let data = self.data_actions.as_deref().unwrap_or_default();
+        !data.is_empty() && data.iter().all(|a| is_read_action(a))
+    }
+
+    /// The role ids this role's condition lets it (un)assign, if it has one.
+    fn condition_role_ids(&self) -> Option<Vec<String>> {
+        let c = self.condition.as_ref()?;
+        let ids = c
+            .split(|ch: char| !(ch.is_ascii_hexdigit() || ch == '-'))
+            .filter(|t| t.len() == 36 && t.matches('-').count() == 4)
+            .map(str::to_ascii_lowercase)
+            .collect();
+        Some(ids)
     }
 }
 
@@ -74,6 +111,7 @@ fn general_roles() -> Vec<RoleDefinition> {
             not_actions: Some(not_actions.iter().map(|s| s.to_string()).collect()),
             data_actions: Some(vec![]),
             not_data_actions: Some(vec![]),
+            ..Default::default()
         }
     };
     vec![
@@ -129,24 +167,19 @@ pub fn action_matches(pattern: &str, action: &str) -> bool {
 
 /// Proof that an operation was authorized, and by which assignment. Only
 /// this crate can construct one.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Authorized {
     pub assignment_id: String,
+    pub role_id: String,
     pub role_name: String,
-}
-
-pub struct Authorizer {
-    barrier: Arc<Barrier>,
-    roles: Vec<RoleDefinition>,
-    cache: RwLock<HashMap<String, Arc<Vec<RoleAssignment>>>>,
 }
 
 /// The scope string of a vault, or of one object in it.
 pub fn scope_of(vault: &Vault, object: Option<(&str, &str)>) -> String {
     match object {
         None => format!("/vaults/{}", vault.id),
-        Some((kind, name)) => format!("/vaults/{}/{kind}/{}", vault.id, crate::names::fold(name)),
+        Some((kind, name)) => format!("/vaults/{}/{kind}/{}", vault.id, names::fold(name)),
     }
 }
 
@@ -162,8 +195,7 @@ pub fn subscription_scope(subscription_id: &str, resource_group: Option<&str>) -
     }
 }
 
-/// Every scope an assignment may sit at to cover a target, outermost first:
-/// the tenant (`/`), its subscription, the resource group, the vault, the object.
+/// Every scope an assignment may sit at to cover a target, outermost first.
 pub fn scope_chain(
     subscription_id: &str,
     resource_group: Option<&str>,
@@ -182,37 +214,272 @@ pub fn scope_chain(
     chain
 }
 
+/// The object kinds an assignment can name inside a vault.
+pub const OBJECT_KINDS: &[&str] = &["secrets", "keys", "certificates"];
+
 fn assignments_prefix(tenant_id: &str) -> String {
     format!("sys/roleassignments/{tenant_id}/")
+}
+fn custom_roles_prefix(tenant_id: &str) -> String {
+    format!("sys/roledefinitions/{tenant_id}/")
+}
+
+fn is_guid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok()
+}
+
+/// The GUID at the end of a role definition id (`.../roleDefinitions/{guid}` or a bare GUID).
+pub fn role_guid(id: &str) -> String {
+    id.rsplit('/').next().unwrap_or(id).to_ascii_lowercase()
+}
+
+/// What a tenant has defined: its assignments and custom roles.
+#[derive(Default)]
+struct TenantRbac {
+    assignments: Vec<RoleAssignment>,
+    custom_roles: Vec<RoleDefinition>,
+}
+
+pub struct Authorizer {
+    barrier: Arc<Barrier>,
+    builtin: Vec<RoleDefinition>,
+    cache: RwLock<HashMap<String, Arc<TenantRbac>>>,
+}
+
+/// A request to assign a role inside a vault or above it.
+pub struct NewAssignment<'a> {
+    pub tenant_id: &'a str,
+    /// The assignment's name (a GUID the client chose) or None for a new one.
+    pub id: Option<&'a str>,
+    pub principal_id: &'a str,
+    pub role_definition_id: &'a str,
+    pub scope: String,
+    pub now: i64,
 }
 
 impl Authorizer {
     pub fn new(barrier: Arc<Barrier>) -> Self {
-        let mut roles: Vec<RoleDefinition> =
+        let mut builtin: Vec<RoleDefinition> =
             serde_json::from_str(BUILTIN_ROLES).expect("the built-in role list is valid JSON");
-        roles.extend(general_roles());
+        builtin.extend(general_roles());
         Authorizer {
             barrier,
-            roles,
+            builtin,
             cache: RwLock::new(HashMap::new()),
         }
     }
 
-    pub fn roles(&self) -> &[RoleDefinition] {
-        &self.roles
+    pub fn builtin_roles(&self) -> &[RoleDefinition] {
+        &self.builtin
     }
 
     pub fn role_by_name(&self, name: &str) -> Option<&RoleDefinition> {
-        self.roles
+        self.builtin
             .iter()
             .find(|r| r.name.eq_ignore_ascii_case(name))
     }
 
-    fn role(&self, id: &str) -> Option<&RoleDefinition> {
-        self.roles.iter().find(|r| r.id.eq_ignore_ascii_case(id))
+    async fn tenant(&self, tenant_id: &str) -> Result<Arc<TenantRbac>> {
+        if let Some(t) = self.cache.read().expect("rbac cache lock").get(tenant_id) {
+            return Ok(t.clone());
+        }
+        let assignments = self
+            .barrier
+            .list_all::<RoleAssignment>(&assignments_prefix(tenant_id))
+            .await?;
+        let custom_roles = self
+            .barrier
+            .list_all::<RoleDefinition>(&custom_roles_prefix(tenant_id))
+            .await?;
+        let t = Arc::new(TenantRbac {
+            assignments: assignments.into_iter().map(|s| s.value).collect(),
+            custom_roles: custom_roles.into_iter().map(|s| s.value).collect(),
+        });
+        self.cache
+            .write()
+            .expect("rbac cache lock")
+            .insert(tenant_id.to_owned(), t.clone());
+        Ok(t)
     }
 
-    /// Stores an assignment of `role_definition_id` to a principal at `scope`.
+    /// Drops what is cached of a tenant after a change.
+    pub fn forget_tenant(&self, tenant_id: &str) {
+        self.cache
+            .write()
+            .expect("rbac cache lock")
+            .remove(tenant_id);
+    }
+
+    /// A role definition visible to the tenant (built-in or its own).
+    pub async fn role(&self, tenant_id: &str, id: &str) -> Result<Option<RoleDefinition>> {
+        let guid = role_guid(id);
+        if let Some(r) = self
+            .builtin
+            .iter()
+            .find(|r| r.id.eq_ignore_ascii_case(&guid))
+        {
+            return Ok(Some(r.clone()));
+        }
+        Ok(self
+            .tenant(tenant_id)
+            .await?
+            .custom_roles
+            .iter()
+            .find(|r| r.id.eq_ignore_ascii_case(&guid))
+            .cloned())
+    }
+
+    /// Every role definition visible to the tenant.
+    pub async fn roles(&self, tenant_id: &str) -> Result<Vec<RoleDefinition>> {
+        let mut all = self.builtin.clone();
+        all.extend(self.tenant(tenant_id).await?.custom_roles.iter().cloned());
+        Ok(all)
+    }
+
+    /// Creates or replaces a custom role of the tenant.
+    pub async fn put_custom_role(
+        &self,
+        tenant_id: &str,
+        mut role: RoleDefinition,
+    ) -> Result<RoleDefinition> {
+        role.id = role_guid(&role.id);
+        if !is_guid(&role.id) {
+            return Err(Error::bad("A role definition's name must be a GUID."));
+        }
+        if self
+            .builtin
+            .iter()
+            .any(|r| r.id.eq_ignore_ascii_case(&role.id))
+        {
+            return Err(Error::forbidden(
+                "Built-in role definitions cannot be changed.",
+            ));
+        }
+        if role.name.trim().is_empty() {
+            return Err(Error::bad("A custom role needs a roleName."));
+        }
+        let clash = self.roles(tenant_id).await?.into_iter().any(|r| {
+            r.name.eq_ignore_ascii_case(&role.name) && !r.id.eq_ignore_ascii_case(&role.id)
+        });
+        if clash {
+            return Err(Error::Conflict(format!(
+                "A role named '{}' already exists.",
+                role.name
+            )));
+        }
+        role.custom = true;
+        role.condition = None;
+        let key = format!("{}{}", custom_roles_prefix(tenant_id), role.id);
+        let sealed = self.barrier.seal_json(&key, &role).await?;
+        let result = self.barrier.commit(Batch::new().put(key, sealed)).await;
+        self.forget_tenant(tenant_id);
+        result.map(|_| role)
+    }
+
+    /// Deletes a custom role that no assignment uses.
+    pub async fn delete_custom_role(&self, tenant_id: &str, id: &str) -> Result<RoleDefinition> {
+        let guid = role_guid(id);
+        if self
+            .builtin
+            .iter()
+            .any(|r| r.id.eq_ignore_ascii_case(&guid))
+        {
+            return Err(Error::forbidden(
+                "Built-in role definitions cannot be deleted.",
+            ));
+        }
+        let t = self.tenant(tenant_id).await?;
+        let role = t
+            .custom_roles
+            .iter()
+            .find(|r| r.id.eq_ignore_ascii_case(&guid))
+            .cloned()
+            .ok_or_else(|| {
+                Error::not_found(
+                    "RoleDefinitionNotFound",
+                    format!("Role definition {guid} does not exist."),
+                )
+            })?;
+        if t.assignments
+            .iter()
+            .any(|a| role_guid(&a.role_definition_id) == guid)
+        {
+            return Err(Error::Conflict(format!(
+                "Role '{}' is still assigned; delete its role assignments first.",
+                role.name
+            )));
+        }
+        let result = self
+            .barrier
+            .commit(Batch::new().delete(format!("{}{}", custom_roles_prefix(tenant_id), guid)))
+            .await;
+        self.forget_tenant(tenant_id);
+        result.map(|_| role)
+    }
+
+    /// Stores an assignment after checking it: the role exists, the scope is
+    /// well formed, and a role assigned to a single object only reads.
+    pub async fn assign_checked(&self, req: NewAssignment<'_>) -> Result<RoleAssignment> {
+        let role = self
+            .role(req.tenant_id, req.role_definition_id)
+            .await?
+            .ok_or_else(|| {
+                Error::bad(format!(
+                    "Role definition {} does not exist.",
+                    names::printable(req.role_definition_id)
+                ))
+            })?;
+        let segments: Vec<&str> = req.scope.trim_start_matches('/').split('/').collect();
+        let object_scope =
+            matches!(segments.as_slice(), ["vaults", _, kind, _] if OBJECT_KINDS.contains(kind));
+        if object_scope && !role.is_read_only() {
+            return Err(Error::bad(format!(
+                "Role '{}' cannot be assigned at the scope of a single object: only roles whose data actions all read (such as Key Vault Secrets User or Key Vault Reader) can be. Assign it at the vault scope ('/') instead.",
+                role.name
+            )));
+        }
+        let id = match req.id {
+            Some(id) if is_guid(id) => id.to_ascii_lowercase(),
+            Some(_) => return Err(Error::bad("A role assignment's name must be a GUID.")),
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        let t = self.tenant(req.tenant_id).await?;
+        if t.assignments.iter().any(|a| {
+            a.principal_id == req.principal_id
+                && role_guid(&a.role_definition_id) == role.id
+                && a.scope == req.scope
+        }) {
+            return Err(Error::Conflict(
+                "The role assignment already exists.".into(),
+            ));
+        }
+        let assignment = RoleAssignment {
+            id,
+            tenant_id: req.tenant_id.to_owned(),
+            principal_id: req.principal_id.to_owned(),
+            role_definition_id: role.id.clone(),
+            scope: req.scope,
+            created: req.now,
+        };
+        let key = format!("{}{}", assignments_prefix(req.tenant_id), assignment.id);
+        let sealed = self.barrier.seal_json(&key, &assignment).await?;
+        let result = self
+            .barrier
+            .commit(Batch::new().expect_absent(key.clone()).put(key, sealed))
+            .await;
+        self.forget_tenant(req.tenant_id);
+        result.map_err(|e| match e {
+            Error::Conflict(_) => Error::Conflict(format!(
+                "A role assignment named {} already exists.",
+                assignment.id
+            )),
+            other => other,
+        })?;
+        Ok(assignment)
+    }
+
+    /// Stores an assignment of `role_definition_id` to a principal at `scope`
+    /// (bootstrap and tests; the API goes through [`Authorizer::assign_checked`]).
     pub async fn assign(
         &self,
         tenant_id: &str,
@@ -221,29 +488,75 @@ impl Authorizer {
         scope: &str,
         now: i64,
     ) -> Result<RoleAssignment> {
-        if self.role(role_definition_id).is_none() {
-            return Err(Error::bad(format!(
-                "Role definition {role_definition_id} does not exist."
-            )));
-        }
-        let assignment = RoleAssignment {
-            id: uuid::Uuid::new_v4().to_string(),
-            tenant_id: tenant_id.to_owned(),
-            principal_id: principal_id.to_owned(),
-            role_definition_id: role_definition_id.to_owned(),
+        self.assign_checked(NewAssignment {
+            tenant_id,
+            id: None,
+            principal_id,
+            role_definition_id,
             scope: scope.to_owned(),
-            created: now,
+            now,
+        })
+        .await
+    }
+
+    /// Checks the ABAC condition of the role that granted an assignment
+    /// change: Key Vault Data Access Administrator may only (un)assign the
+    /// roles its condition lists.
+    pub async fn check_condition(
+        &self,
+        tenant_id: &str,
+        grant: &Authorized,
+        target_role: &str,
+    ) -> Result<()> {
+        let Some(granting) = self.role(tenant_id, &grant.role_id).await? else {
+            return Ok(());
         };
-        let key = format!("{}{}", assignments_prefix(tenant_id), assignment.id);
-        let sealed = self.barrier.seal_json(&key, &assignment).await?;
-        self.barrier
-            .commit(Batch::new().expect_absent(key.clone()).put(key, sealed))
-            .await?;
-        self.cache
-            .write()
-            .expect("assignment cache lock")
-            .remove(tenant_id);
-        Ok(assignment)
+        if let Some(allowed) = granting.condition_role_ids()
+            && !allowed.contains(&role_guid(target_role))
+        {
+            return Err(Error::Forbidden {
+                message: format!(
+                    "Role '{}' may only assign or remove the Key Vault data roles its condition lists; role {} is not one of them.",
+                    granting.name,
+                    role_guid(target_role)
+                ),
+                inner: Some("ForbiddenByCondition"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every assignment of the tenant.
+    pub async fn assignments(&self, tenant_id: &str) -> Result<Vec<RoleAssignment>> {
+        Ok(self.tenant(tenant_id).await?.assignments.clone())
+    }
+
+    pub async fn delete_assignment(&self, tenant_id: &str, id: &str) -> Result<RoleAssignment> {
+        let key = format!(
+            "{}{}",
+            assignments_prefix(tenant_id),
+            id.to_ascii_lowercase()
+        );
+        let stored = self
+            .barrier
+            .get::<RoleAssignment>(&key)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(
+                    "RoleAssignmentNotFound",
+                    format!("Role assignment {} does not exist.", names::printable(id)),
+                )
+            })?;
+        let result = self
+            .barrier
+            .commit(
+                Batch::new()
+                    .expect_equals(key.clone(), stored.raw)
+                    .delete(key),
+            )
+            .await;
+        self.forget_tenant(tenant_id);
+        result.map(|_| stored.value)
     }
 
     /// Storage keys of every assignment at the vault's scope or below it.
@@ -262,38 +575,6 @@ impl Authorizer {
             .collect())
     }
 
-    /// Drops cached assignments of a tenant after a change made elsewhere.
-    pub fn forget_tenant(&self, tenant_id: &str) {
-        self.cache
-            .write()
-            .expect("assignment cache lock")
-            .remove(tenant_id);
-    }
-
-    async fn assignments(&self, tenant_id: &str) -> Result<Arc<Vec<RoleAssignment>>> {
-        if let Some(a) = self
-            .cache
-            .read()
-            .expect("assignment cache lock")
-            .get(tenant_id)
-        {
-            return Ok(a.clone());
-        }
-        let list: Vec<RoleAssignment> = self
-            .barrier
-            .list_all::<RoleAssignment>(&assignments_prefix(tenant_id))
-            .await?
-            .into_iter()
-            .map(|s| s.value)
-            .collect();
-        let list = Arc::new(list);
-        self.cache
-            .write()
-            .expect("assignment cache lock")
-            .insert(tenant_id.to_owned(), list.clone());
-        Ok(list)
-    }
-
     /// Looks for an assignment of the caller, at one of the `chain` scopes of
     /// `tenant_id`, whose role grants `action` on `plane`.
     pub async fn find_grant(
@@ -307,17 +588,25 @@ impl Authorizer {
         if caller.tenant_id != tenant_id {
             return Ok(None);
         }
-        for a in self.assignments(tenant_id).await?.iter() {
+        let t = self.tenant(tenant_id).await?;
+        for a in t.assignments.iter() {
             if a.principal_id != caller.object_id
                 || !chain.iter().any(|s| s.eq_ignore_ascii_case(&a.scope))
             {
                 continue;
             }
-            if let Some(role) = self.role(&a.role_definition_id)
+            let guid = role_guid(&a.role_definition_id);
+            let role = self
+                .builtin
+                .iter()
+                .chain(t.custom_roles.iter())
+                .find(|r| r.id.eq_ignore_ascii_case(&guid));
+            if let Some(role) = role
                 && role.allows_on(plane, action)
             {
                 return Ok(Some(Authorized {
                     assignment_id: a.id.clone(),
+                    role_id: role.id.clone(),
                     role_name: role.name.clone(),
                 }));
             }
@@ -364,6 +653,12 @@ impl Authorizer {
 mod tests {
     use super::*;
 
+    fn builtin() -> Vec<RoleDefinition> {
+        let mut roles: Vec<RoleDefinition> = serde_json::from_str(BUILTIN_ROLES).unwrap();
+        roles.extend(general_roles());
+        roles
+    }
+
     #[test]
     fn patterns() {
         assert!(action_matches(
@@ -390,7 +685,7 @@ mod tests {
 
     #[test]
     fn builtin_roles_grant_what_they_say() {
-        let roles: Vec<RoleDefinition> = serde_json::from_str(BUILTIN_ROLES).unwrap();
+        let roles = builtin();
         let by = |n: &str| roles.iter().find(|r| r.name == n).unwrap();
         let get = "Microsoft.KeyVault/vaults/secrets/getSecret/action";
         let set = "Microsoft.KeyVault/vaults/secrets/setSecret/action";
@@ -400,12 +695,6 @@ mod tests {
         assert!(!by("Key Vault Reader").allows(get));
         assert!(!by("Key Vault Crypto Officer").allows(get));
         assert!(!by("Key Vault Purge Operator").allows(get));
-    }
-
-    #[test]
-    fn general_roles_on_the_control_plane() {
-        let roles = general_roles();
-        let by = |n: &str| roles.iter().find(|r| r.name == n).unwrap();
         assert!(by("Owner").allows_on(
             Plane::Control,
             "Microsoft.Authorization/roleAssignments/write"
@@ -415,14 +704,34 @@ mod tests {
             Plane::Control,
             "Microsoft.Authorization/roleAssignments/write"
         ));
-        assert!(by("Reader").allows_on(Plane::Control, "Microsoft.KeyVault/vaults/read"));
         assert!(!by("Reader").allows_on(Plane::Control, "Microsoft.KeyVault/vaults/write"));
         assert!(
-            !by("Owner").allows_on(
-                Plane::Data,
-                "Microsoft.KeyVault/vaults/secrets/getSecret/action"
-            ),
+            !by("Owner").allows_on(Plane::Data, get),
             "Owner reads no secrets"
+        );
+    }
+
+    #[test]
+    fn read_only_roles_and_conditions() {
+        let roles = builtin();
+        let by = |n: &str| roles.iter().find(|r| r.name == n).unwrap();
+        assert!(by("Key Vault Secrets User").is_read_only());
+        assert!(by("Key Vault Reader").is_read_only());
+        assert!(by("Key Vault Certificate User").is_read_only());
+        assert!(!by("Key Vault Secrets Officer").is_read_only());
+        assert!(!by("Key Vault Administrator").is_read_only());
+        assert!(!by("Owner").is_read_only());
+        let ids = by("Key Vault Data Access Administrator")
+            .condition_role_ids()
+            .unwrap();
+        assert!(ids.contains(&"4633458b-17de-408a-b874-0445c86b69e6".to_string()));
+        assert!(
+            !ids.contains(&"8e3af657-a8ff-443c-a75c-2fe8c4bcb635".to_string()),
+            "cannot hand out Owner"
+        );
+        assert_eq!(
+            role_guid("Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/ABC"),
+            "abc"
         );
     }
 }

@@ -107,7 +107,14 @@ impl From<keyfort_crypto::CryptoError> for Error {
 }
 
 impl From<serde_json::Error> for Error {
+    /// serde_json's messages can quote the offending value, which may be
+    /// decrypted data: keep only the kind of error and its position.
     fn from(e: serde_json::Error) -> Self {
-        Error::Internal(format!("stored record does not decode: {e}"))
+        Error::Internal(format!(
+            "a record does not encode or decode ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
     }
 }

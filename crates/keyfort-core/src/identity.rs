@@ -185,6 +185,21 @@ impl Identity {
             .map(|s| s.value))
     }
 
+    /// The principal of `tenant_id` with this object id.
+    pub async fn principal_by_object_id(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+    ) -> Result<Option<Principal>> {
+        Ok(self
+            .barrier
+            .list_all::<Principal>(&format!("sys/principals/{tenant_id}/"))
+            .await?
+            .into_iter()
+            .map(|s| s.value)
+            .find(|p| p.object_id.eq_ignore_ascii_case(object_id)))
+    }
+
     /// The tenant whose subscription this is (one subscription per tenant).
     pub async fn tenant_by_subscription(&self, subscription_id: &str) -> Result<Option<Tenant>> {
         Ok(self

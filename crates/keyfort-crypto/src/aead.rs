@@ -3,7 +3,7 @@
 //! name, version), so a ciphertext moved to another row fails to open.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::{CryptoError, random};
 
@@ -50,19 +50,21 @@ impl SealingKey {
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
         let mut nonce_bytes = [0u8; NONCE_LEN];
         random::fill(&mut nonce_bytes);
-        let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + AES_256_GCM.tag_len());
-        out.extend_from_slice(&nonce_bytes);
-        out.extend_from_slice(plaintext);
-        let mut body = out.split_off(NONCE_LEN);
+        // Room for the tag up front, so the buffer holding plaintext is never
+        // reallocated (which would leave an unzeroized copy behind).
+        let tag_len = AES_256_GCM.tag_len();
+        let mut body = Zeroizing::new(Vec::with_capacity(plaintext.len() + tag_len));
+        body.extend_from_slice(plaintext);
         self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce_bytes),
                 Aad::from(aad),
-                &mut body,
+                &mut *body,
             )
             .expect("AES-GCM sealing cannot fail for in-range lengths");
+        let mut out = Vec::with_capacity(NONCE_LEN + body.len());
+        out.extend_from_slice(&nonce_bytes);
         out.extend_from_slice(&body);
-        body.zeroize();
         out
     }
 

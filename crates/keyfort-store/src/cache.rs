@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::{Batch, BoxFuture, Entry, Op, Result, Store};
+use crate::{Batch, BoxFuture, Entry, Expect, Op, Result, Store, StoreError};
 
 /// Entries kept before the cache starts over.
 const DEFAULT_CAPACITY: usize = 65_536;
@@ -23,8 +23,16 @@ struct Inner {
 
 pub struct CachedStore {
     engine: Arc<dyn Store>,
-    inner: Mutex<Inner>,
+    inner: Arc<Mutex<Inner>>,
     capacity: usize,
+}
+
+fn evict<'a>(inner: &Mutex<Inner>, keys: impl IntoIterator<Item = &'a str>) {
+    let mut inner = inner.lock().expect("cache lock");
+    for k in keys {
+        inner.entries.remove(k);
+    }
+    inner.generation += 1;
 }
 
 impl CachedStore {
@@ -35,21 +43,17 @@ impl CachedStore {
     pub fn with_capacity(engine: Arc<dyn Store>, capacity: usize) -> Self {
         CachedStore {
             engine,
-            inner: Mutex::new(Inner {
+            inner: Arc::new(Mutex::new(Inner {
                 generation: 0,
                 entries: HashMap::new(),
-            }),
+            })),
             capacity,
         }
     }
 
     /// Forgets `keys` (for a commit made elsewhere, e.g. another node).
     pub fn evict<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
-        let mut inner = self.inner.lock().expect("cache lock");
-        for k in keys {
-            inner.entries.remove(k);
-        }
-        inner.generation += 1;
+        evict(&self.inner, keys);
     }
 
     fn lookup(&self, key: &str) -> (Option<Option<Vec<u8>>>, u64) {
@@ -92,18 +96,31 @@ impl Store for CachedStore {
     }
 
     fn commit(&self, batch: Batch) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            let keys: Vec<String> = batch
-                .ops
-                .iter()
-                .map(|op| match op {
-                    Op::Put { key, .. } | Op::Delete { key } => key.clone(),
-                })
-                .collect();
-            let result = self.engine.commit(batch).await;
-            // Evict whatever the outcome: an engine error may hide a commit.
-            self.evict(keys.iter().map(String::as_str));
+        // Every key the batch writes or checks is evicted after the engine
+        // answers, whatever the answer: an engine error may hide a commit, and
+        // a failed check means the cached value is stale. The commit and the
+        // eviction run in their own task, so a caller that goes away (a client
+        // that disconnects) cannot leave a committed change behind a stale entry.
+        let mut keys: Vec<String> = batch
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::Put { key, .. } | Op::Delete { key } => key.clone(),
+            })
+            .collect();
+        keys.extend(batch.expects.iter().map(|e| match e {
+            Expect::Absent(k) | Expect::Equals(k, _) => k.clone(),
+        }));
+        let engine = self.engine.clone();
+        let inner = self.inner.clone();
+        let task = tokio::spawn(async move {
+            let result = engine.commit(batch).await;
+            evict(&inner, keys.iter().map(String::as_str));
             result
+        });
+        Box::pin(async move {
+            task.await
+                .map_err(|e| StoreError::Engine(format!("commit task failed: {e}")))?
         })
     }
 }

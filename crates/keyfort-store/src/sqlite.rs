@@ -161,23 +161,28 @@ fn apply_batch(conn: &Connection, batch: &Batch) -> Result<()> {
 }
 
 /// Runs one group: every batch in its own savepoint inside one transaction.
+/// Any error outside a batch's own checks rolls the whole group back, so the
+/// connection never stays inside an open transaction.
 fn commit_group(conn: &Connection, jobs: &[Job]) -> Result<Vec<Result<()>>> {
     conn.execute_batch("BEGIN IMMEDIATE").map_err(engine)?;
-    let mut results = Vec::with_capacity(jobs.len());
-    for (batch, _) in jobs {
-        conn.execute_batch("SAVEPOINT batch").map_err(engine)?;
-        let result = apply_batch(conn, batch);
-        if result.is_err() {
-            conn.execute_batch("ROLLBACK TO batch").map_err(engine)?;
+    let outcome = (|| {
+        let mut results = Vec::with_capacity(jobs.len());
+        for (batch, _) in jobs {
+            conn.execute_batch("SAVEPOINT batch").map_err(engine)?;
+            let result = apply_batch(conn, batch);
+            if result.is_err() {
+                conn.execute_batch("ROLLBACK TO batch").map_err(engine)?;
+            }
+            conn.execute_batch("RELEASE batch").map_err(engine)?;
+            results.push(result);
         }
-        conn.execute_batch("RELEASE batch").map_err(engine)?;
-        results.push(result);
-    }
-    if let Err(e) = conn.execute_batch("COMMIT") {
+        conn.execute_batch("COMMIT").map_err(engine)?;
+        Ok(results)
+    })();
+    if outcome.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
-        return Err(engine(e));
     }
-    Ok(results)
+    outcome
 }
 
 fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {

@@ -210,7 +210,8 @@ pub async fn management(
     let (subscription, rest) = match segs.as_slice() {
         ["subscriptions", sub, rest @ ..] => (sub.to_string(), rest.to_vec()),
         _ => {
-            return ApiError(Error::not_found("NotFound", "Not a management path.")).into_response();
+            return ApiError(Error::not_found("NotFound", "Not a management path."))
+                .into_response();
         }
     };
     let Some(op) = MgmtOp::parse(&method, &rest) else {

@@ -10,8 +10,10 @@ pub mod audit;
 pub mod error;
 pub mod identity;
 pub mod management;
+pub mod rbac;
 pub mod request;
 pub mod secrets;
+pub mod vault;
 
 use std::sync::Arc;
 
@@ -103,7 +105,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
         .route("/{tenant}/discovery/v2.0/keys", get(identity::jwks))
         .route("/subscriptions/{*rest}", any(management::management))
-        .fallback(secrets::data_plane)
+        .fallback(vault::data_plane)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::audit_layer,

@@ -1,17 +1,11 @@
 //! The secrets API of Azure Key Vault (`secrets.json`, 2026-04-01). A request
 //! is parsed into a [`SecretOp`], which knows its data action; the pipeline
-//! resolves the vault, checks the api-version and the token, asks the
-//! authorizer, then runs the operation on the secrets service.
+//! in [`super::vault`] authorizes it, then [`run`] calls the secrets service
+//! and renders the result.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::Json;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use keyfort_core::model::{SecretMeta, Tags, Vault};
@@ -21,9 +15,6 @@ use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
 use super::AppState;
-use super::audit::AuditSlot;
-use super::error::ApiError;
-use super::request::{authenticate, check_api_version, request_host, resolve_vault};
 
 /// Largest JSON body for a secret write (a 25 KB value plus metadata).
 const MAX_WRITE_BODY: usize = 64 * 1024;
@@ -111,6 +102,14 @@ impl SecretOp {
         }
     }
 
+    /// The largest request body the operation reads.
+    pub fn body_limit(&self) -> usize {
+        match self {
+            SecretOp::Restore => super::MAX_BODY,
+            _ => MAX_WRITE_BODY,
+        }
+    }
+
     /// The secret the operation targets, if one.
     pub fn object(&self) -> Option<&str> {
         use SecretOp::*;
@@ -129,76 +128,7 @@ impl SecretOp {
     }
 }
 
-/// The fallback handler for vault hosts.
-pub async fn data_plane(
-    State(state): State<Arc<AppState>>,
-    Extension(slot): Extension<AuditSlot>,
-    ConnectInfo(_peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let vault = match resolve_vault(&state, request_host(&uri, &headers)).await {
-        Ok(v) => v,
-        Err(e) => return ApiError(e).into_response(),
-    };
-    slot.update(|i| i.vault = Some(vault.name.clone()));
-    let Some(op) = SecretOp::parse(&method, uri.path()) else {
-        return ApiError(Error::not_found(
-            "NotFound",
-            format!(
-                "{method} {} is not an operation of the Key Vault API.",
-                names::printable(uri.path())
-            ),
-        ))
-        .into_response();
-    };
-    slot.update(|i| {
-        i.operation = Some(op.audit_name());
-        i.object = op.object().map(str::to_owned);
-    });
-    if let Err(e) = check_api_version(uri.query()) {
-        return ApiError(e).into_response();
-    }
-    let caller = match authenticate(&state, &vault, &headers) {
-        Ok(c) => c,
-        Err(challenge) => return *challenge,
-    };
-    slot.set_caller(&caller);
-    let object = op.object().map(|n| ("secrets", n));
-    let authorized = match state
-        .kf
-        .authz
-        .authorize(&caller, &vault, op.action(), object)
-        .await
-    {
-        Ok(a) => a,
-        Err(e) => return ApiError(e).into_response(),
-    };
-    slot.update(|i| {
-        i.authorization = Some(format!(
-            "{} ({})",
-            authorized.assignment_id, authorized.role_name
-        ))
-    });
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) => {
-            return ApiError(Error::TooLarge(format!(
-                "The request body could not be read ({rejection}); the largest body accepted is {} bytes.",
-                super::MAX_BODY
-            )))
-            .into_response();
-        }
-    };
-    match run(&state, &vault, op, uri.query(), &body).await {
-        Ok(resp) => resp,
-        Err(e) => ApiError(e).into_response(),
-    }
-}
-
-async fn run(
+pub async fn run(
     state: &AppState,
     vault: &Vault,
     op: SecretOp,

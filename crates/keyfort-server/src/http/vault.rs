@@ -1,0 +1,177 @@
+//! The pipeline of every request to a vault host: the vault named by the
+//! host, the operation named by method and path, the `api-version`, the
+//! bearer token, the authorization decision, and only then the body and the
+//! operation itself.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use keyfort_core::authz::{Authorized, Plane, scope_chain};
+use keyfort_core::identity::Caller;
+use keyfort_core::model::Vault;
+use keyfort_core::{Error, names};
+
+use super::AppState;
+use super::audit::AuditSlot;
+use super::error::ApiError;
+use super::rbac::RbacOp;
+use super::request::{authenticate, check_api_version, request_host, resolve_vault};
+use super::secrets::SecretOp;
+
+pub enum VaultOp {
+    Secret(SecretOp),
+    Rbac(RbacOp),
+}
+
+/// What an operation needs: an action on a plane, at the vault or one object.
+pub struct Permission<'a> {
+    pub plane: Plane,
+    pub action: &'static str,
+    pub object: Option<(&'a str, &'a str)>,
+}
+
+impl VaultOp {
+    fn parse(method: &Method, path: &str) -> Result<Option<VaultOp>, Error> {
+        if let Some(op) = RbacOp::parse(method, path)? {
+            return Ok(Some(VaultOp::Rbac(op)));
+        }
+        Ok(SecretOp::parse(method, path).map(VaultOp::Secret))
+    }
+
+    fn audit_name(&self) -> &'static str {
+        match self {
+            VaultOp::Secret(op) => op.audit_name(),
+            VaultOp::Rbac(op) => op.audit_name(),
+        }
+    }
+
+    fn permission(&self) -> Permission<'_> {
+        match self {
+            VaultOp::Secret(op) => Permission {
+                plane: Plane::Data,
+                action: op.action(),
+                object: op.object().map(|n| ("secrets", n)),
+            },
+            VaultOp::Rbac(op) => Permission {
+                plane: Plane::Control,
+                action: op.action(),
+                object: op.object(),
+            },
+        }
+    }
+
+    fn body_limit(&self) -> usize {
+        match self {
+            VaultOp::Secret(op) => op.body_limit(),
+            VaultOp::Rbac(_) => 64 * 1024,
+        }
+    }
+}
+
+async fn authorize(
+    state: &AppState,
+    caller: &Caller,
+    vault: &Vault,
+    p: &Permission<'_>,
+) -> Result<Authorized, Error> {
+    match p.plane {
+        Plane::Data => {
+            state
+                .kf
+                .authz
+                .authorize(caller, vault, p.action, p.object)
+                .await
+        }
+        Plane::Control => {
+            let chain = scope_chain(
+                &vault.subscription_id,
+                Some(&vault.resource_group),
+                Some((vault, p.object)),
+            );
+            state
+                .kf
+                .authz
+                .find_grant(caller, &vault.tenant_id, &chain, Plane::Control, p.action)
+                .await?
+                .ok_or_else(|| Error::Forbidden {
+                    message: format!(
+                        "Caller appid={};oid={} is not authorized to perform '{}' on vault '{}'. Role assignments are managed by Owners, User Access Administrators and Key Vault Data Access Administrators.",
+                        caller.app_id, caller.object_id, p.action, vault.name
+                    ),
+                    inner: Some("ForbiddenByRbac"),
+                })
+        }
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Error> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        Error::TooLarge(format!("The request body is larger than this operation accepts ({limit} bytes), or could not be read."))
+    })
+}
+
+/// The fallback handler for vault hosts.
+pub async fn data_plane(
+    State(state): State<Arc<AppState>>,
+    Extension(slot): Extension<AuditSlot>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match pipeline(&state, &slot, method, uri, headers, body).await {
+        Ok(r) => r,
+        Err(r) => r,
+    }
+}
+
+async fn pipeline(
+    state: &AppState,
+    slot: &AuditSlot,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Response> {
+    let fail = |e: Error| ApiError(e).into_response();
+    let vault = resolve_vault(state, request_host(&uri, &headers))
+        .await
+        .map_err(fail)?;
+    slot.update(|i| i.vault = Some(vault.name.clone()));
+    let op = VaultOp::parse(&method, uri.path())
+        .map_err(fail)?
+        .ok_or_else(|| {
+            fail(Error::not_found(
+                "NotFound",
+                format!(
+                    "{method} {} is not an operation of the Key Vault API.",
+                    names::printable(uri.path())
+                ),
+            ))
+        })?;
+    let permission = op.permission();
+    slot.update(|i| {
+        i.operation = Some(op.audit_name());
+        i.object = permission.object.map(|(k, n)| format!("{k}/{n}"));
+    });
+    check_api_version(uri.query()).map_err(fail)?;
+    let caller = authenticate(state, &vault, &headers).map_err(|challenge| *challenge)?;
+    slot.set_caller(&caller);
+    let grant = authorize(state, &caller, &vault, &permission)
+        .await
+        .map_err(fail)?;
+    slot.update(|i| {
+        i.authorization = Some(format!("{} ({})", grant.assignment_id, grant.role_name))
+    });
+    // The body is read only now: unauthenticated callers cannot make the server buffer it.
+    let body = read_body(body, op.body_limit()).await.map_err(fail)?;
+    let result = match op {
+        VaultOp::Secret(op) => super::secrets::run(state, &vault, op, uri.query(), &body).await,
+        VaultOp::Rbac(op) => super::rbac::run(state, &vault, &grant, op, &body).await,
+    };
+    result.map_err(fail)
+}
