@@ -55,8 +55,12 @@ impl FileSink {
         opts.create(true).append(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let file = opts.open(path)?;
+        // An existing file keeps its mode on open: tighten it too.
+        #[cfg(unix)]
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         Ok(FileSink {
-            file: Mutex::new(opts.open(path)?),
+            file: Mutex::new(file),
         })
     }
 }

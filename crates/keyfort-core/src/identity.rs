@@ -76,6 +76,8 @@ impl OAuthError {
 pub struct IssuedToken {
     pub access_token: String,
     pub expires_in: i64,
+    /// The principal the token is for (for the audit record).
+    pub object_id: String,
 }
 
 pub struct Identity {
@@ -89,6 +91,8 @@ pub struct Identity {
     /// their expiry. Saves the RSA verification on every request; expiry is
     /// still checked each time.
     verified: RwLock<HashMap<[u8; 32], (Caller, i64)>>,
+    /// Bounds concurrent Argon2 verifications (memory and CPU).
+    hash_slots: tokio::sync::Semaphore,
 }
 
 /// Verified tokens kept before the cache starts over.
@@ -145,6 +149,7 @@ impl Identity {
             signer,
             decoy_hash,
             verified: RwLock::new(HashMap::new()),
+            hash_slots: tokio::sync::Semaphore::new(2),
         })
     }
 
@@ -178,6 +183,10 @@ impl Identity {
     }
 
     pub async fn tenant(&self, id: &str) -> Result<Option<Tenant>> {
+        // Tenant ids are GUIDs: anything else is unknown without a lookup.
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Ok(None);
+        }
         Ok(self
             .barrier
             .get::<Tenant>(&tenant_key(id))
@@ -281,8 +290,16 @@ impl Identity {
                 400,
                 "invalid_request",
                 format!(
-                    "AADSTS90002: Tenant '{tenant_id}' not found. Check the tenant id in the authority."
+                    "AADSTS90002: Tenant '{}' not found. Check the tenant id in the authority.",
+                    crate::names::printable(tenant_id)
                 ),
+            ));
+        }
+        if uuid::Uuid::parse_str(client_id).is_err() {
+            return Err(OAuthError::new(
+                400,
+                "unauthorized_client",
+                "AADSTS700016: client_id must be an application (client) id, a GUID.",
             ));
         }
         let audience = self.audience_for_scope(scope)?;
@@ -297,6 +314,14 @@ impl Identity {
             None => vec![self.decoy_hash.clone()],
         };
         let offered = client_secret.to_owned();
+        // Argon2 costs 19 MiB and tens of milliseconds: a few at a time, the rest wait.
+        let _slot = self.hash_slots.acquire().await.map_err(|_| {
+            OAuthError::new(
+                503,
+                "temporarily_unavailable",
+                "The issuer is shutting down.",
+            )
+        })?;
         let matched = tokio::task::spawn_blocking(move || {
             hashes.iter().any(|h| password::verify(&offered, h))
         })
@@ -332,6 +357,7 @@ impl Identity {
         Ok(IssuedToken {
             access_token,
             expires_in: self.settings.token_lifetime,
+            object_id: principal.object_id,
         })
     }
 

@@ -5,7 +5,7 @@
 //! all data and credentials. `dev.json` is (re)written once the server is
 //! ready to serve, and removed at start so its presence means "ready".
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +39,8 @@ struct DevState {
 }
 
 /// The dev-mode contract (DESIGN §9).
-#[derive(Serialize, Deserialize, Debug)]
+/// No `Debug`: it holds the client secret.
+#[derive(Serialize, Deserialize)]
 pub struct DevJson {
     pub vault_url: String,
     pub vault_name: String,
@@ -74,7 +75,7 @@ fn files(dir: &Path) -> Files {
     }
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -161,7 +162,8 @@ pub async fn run(opts: DevOptions) -> Result<(), BoxError> {
         issuer_base: format!("https://localhost:{}", opts.port),
     };
     let setup = Setup {
-        listen: SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), opts.port),
+        // Loopback only: dev mode is not for other machines to reach.
+        listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), opts.port),
         site: site.clone(),
         db_path: data_dir.join("keyfort.db"),
         root_key: keyfile::load(&f.root_key)?,

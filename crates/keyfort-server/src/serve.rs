@@ -40,7 +40,7 @@ pub struct Setup {
 /// Builds a [`Setup`] from a validated production configuration.
 pub fn setup_from_config(config: &Config) -> Result<Setup, BoxError> {
     config.validate()?;
-    std::fs::create_dir_all(&config.data_dir)?;
+    crate::dev::create_private_dir(&config.data_dir)?;
     let root_key = crate::keyfile::load(&config.seal.key_file)
         .map_err(|e| format!("configuration setting 'seal.key_file': {e}"))?;
     Ok(Setup {

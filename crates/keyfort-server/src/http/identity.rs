@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keyfort_core::audit::AuditIdentity;
 use serde_json::json;
 
 use super::AppState;
@@ -102,6 +103,18 @@ pub async fn token(
             );
         }
     }
+    // Who asked, for the audit record (ids only when well formed).
+    let client_id = field("client_id");
+    let guid = |s: &str| uuid::Uuid::parse_str(s).is_ok();
+    if guid(&tenant) && guid(client_id) {
+        slot.update(|i| {
+            i.identity = Some(AuditIdentity {
+                tenant_id: tenant.clone(),
+                object_id: String::new(),
+                app_id: client_id.to_owned(),
+            })
+        });
+    }
     let issued = state
         .kf
         .identity
@@ -114,6 +127,11 @@ pub async fn token(
         .await;
     match issued {
         Ok(t) => {
+            slot.update(|i| {
+                if let Some(id) = i.identity.as_mut() {
+                    id.object_id = t.object_id.clone();
+                }
+            });
             let mut resp = Json(json!({
                 "token_type": "Bearer",
                 "expires_in": t.expires_in,

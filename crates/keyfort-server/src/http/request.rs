@@ -68,6 +68,8 @@ pub async fn resolve_vault(state: &AppState, host: &str) -> Result<Arc<Vault>, E
         )
     };
     let name = state.site.vault_for_host(host).ok_or_else(not_found)?;
+    // Only well-formed names are looked up (nothing else can exist).
+    names::check_vault_name(&name).map_err(|_| not_found())?;
     state.kf.vaults.get(&name).await?.ok_or_else(not_found)
 }
 
