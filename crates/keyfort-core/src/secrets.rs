@@ -20,6 +20,31 @@ use crate::clock::{Clock, DAY};
 use crate::model::{Attributes, Deletion, SecretHead, SecretMeta, SecretVersion, Tags, Vault};
 use crate::{Error, Result, names};
 
+/// Azure's data actions for secrets, one per kind of operation.
+pub mod actions {
+    pub const GET: &str = "Microsoft.KeyVault/vaults/secrets/getSecret/action";
+    pub const SET: &str = "Microsoft.KeyVault/vaults/secrets/setSecret/action";
+    pub const READ_METADATA: &str = "Microsoft.KeyVault/vaults/secrets/readMetadata/action";
+    pub const UPDATE: &str = "Microsoft.KeyVault/vaults/secrets/update/action";
+    pub const DELETE: &str = "Microsoft.KeyVault/vaults/secrets/delete";
+    pub const BACKUP: &str = "Microsoft.KeyVault/vaults/secrets/backup/action";
+    pub const RESTORE: &str = "Microsoft.KeyVault/vaults/secrets/restore/action";
+    pub const RECOVER: &str = "Microsoft.KeyVault/vaults/secrets/recover/action";
+    pub const PURGE: &str = "Microsoft.KeyVault/vaults/secrets/purge/action";
+    /// Every secrets data action the API exposes.
+    pub const ALL: &[&str] = &[
+        GET,
+        SET,
+        READ_METADATA,
+        UPDATE,
+        DELETE,
+        BACKUP,
+        RESTORE,
+        RECOVER,
+        PURGE,
+    ];
+}
+
 /// Azure's limit on a secret value.
 pub const MAX_VALUE_BYTES: usize = 25 * 1024;
 pub const MAX_CONTENT_TYPE: usize = 255;

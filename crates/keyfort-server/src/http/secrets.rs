@@ -68,18 +68,17 @@ impl SecretOp {
     /// Azure's data action for this operation.
     pub fn action(&self) -> &'static str {
         use SecretOp::*;
+        use keyfort_core::secrets::actions as a;
         match self {
-            Set(_) => "Microsoft.KeyVault/vaults/secrets/setSecret/action",
-            Get(..) => "Microsoft.KeyVault/vaults/secrets/getSecret/action",
-            Update(..) => "Microsoft.KeyVault/vaults/secrets/update/action",
-            Delete(_) => "Microsoft.KeyVault/vaults/secrets/delete",
-            List | ListVersions(_) | ListDeleted | GetDeleted(_) => {
-                "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
-            }
-            Backup(_) => "Microsoft.KeyVault/vaults/secrets/backup/action",
-            Restore => "Microsoft.KeyVault/vaults/secrets/restore/action",
-            Recover(_) => "Microsoft.KeyVault/vaults/secrets/recover/action",
-            Purge(_) => "Microsoft.KeyVault/vaults/secrets/purge/action",
+            Set(_) => a::SET,
+            Get(..) => a::GET,
+            Update(..) => a::UPDATE,
+            Delete(_) => a::DELETE,
+            List | ListVersions(_) | ListDeleted | GetDeleted(_) => a::READ_METADATA,
+            Backup(_) => a::BACKUP,
+            Restore => a::RESTORE,
+            Recover(_) => a::RECOVER,
+            Purge(_) => a::PURGE,
         }
     }
 
