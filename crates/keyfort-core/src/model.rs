@@ -71,6 +71,18 @@ pub struct ClientSecret {
     pub created: i64,
 }
 
+/// A certificate registered as a client credential (the client proves
+/// possession of its private key with a signed assertion).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CertificateCredential {
+    pub key_id: String,
+    /// DER, base64 (standard alphabet).
+    pub der: String,
+    pub x5t: String,
+    pub x5t_s256: String,
+    pub created: i64,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Principal {
     pub object_id: String,
@@ -80,6 +92,43 @@ pub struct Principal {
     pub display_name: String,
     pub kind: String,
     pub secrets: Vec<ClientSecret>,
+    #[serde(default)]
+    pub certificates: Vec<CertificateCredential>,
+    pub created: i64,
+}
+
+/// A person: password (Argon2id) plus a TOTP second factor.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct User {
+    pub object_id: String,
+    pub tenant_id: String,
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    /// The TOTP secret (raw bytes, base64); sealed at rest with the record.
+    pub totp_secret: Option<String>,
+    /// The last TOTP step accepted, so a code cannot be used twice.
+    #[serde(default)]
+    pub last_totp_step: i64,
+    pub created: i64,
+}
+
+// By hand: the password hash and TOTP secret stay out of `{:?}`.
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("object_id", &self.object_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A principal allowed to manage tenants (server operators).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Operator {
+    pub tenant_id: String,
+    pub object_id: String,
     pub created: i64,
 }
 

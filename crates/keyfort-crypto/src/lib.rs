@@ -9,6 +9,8 @@ pub mod password;
 pub mod pki;
 pub mod random;
 pub mod token;
+pub mod totp;
+pub mod x509;
 
 pub use aead::SealingKey;
 

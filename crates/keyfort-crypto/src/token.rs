@@ -30,10 +30,60 @@ pub struct TokenSigner {
     e: Vec<u8>,
 }
 
+/// The header fields Keyfort reads.
 #[derive(serde::Deserialize)]
-struct Header {
-    alg: String,
-    kid: Option<String>,
+pub struct Header {
+    pub alg: String,
+    pub kid: Option<String>,
+    pub x5t: Option<String>,
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: Option<String>,
+}
+
+/// A compact JWS split into its parts; nothing is verified yet.
+pub struct Jws<'a> {
+    pub header: Header,
+    /// `header.payload`, the bytes the signature covers.
+    pub signed: &'a [u8],
+    payload: &'a str,
+    pub signature: Vec<u8>,
+}
+
+impl<'a> Jws<'a> {
+    pub fn parse(token: &'a str) -> Result<Jws<'a>, CryptoError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(CryptoError::TokenRejected("token is too long"));
+        }
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(CryptoError::TokenRejected("not a compact JWS"));
+        };
+        let header: Header = B64
+            .decode(h)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(CryptoError::TokenRejected("malformed token header"))?;
+        let signature = B64
+            .decode(s)
+            .map_err(|_| CryptoError::TokenRejected("malformed token signature"))?;
+        Ok(Jws {
+            header,
+            signed: &token.as_bytes()[..h.len() + 1 + p.len()],
+            payload: p,
+            signature,
+        })
+    }
+
+    /// The claims; call only after the signature was verified.
+    pub fn claims<C: DeserializeOwned>(&self) -> Result<C, CryptoError> {
+        let payload = B64
+            .decode(self.payload)
+            .map_err(|_| CryptoError::TokenRejected("malformed token payload"))?;
+        serde_json::from_slice(&payload)
+            .map_err(|_| CryptoError::TokenRejected("token claims are not valid"))
+    }
 }
 
 impl TokenSigner {
@@ -98,40 +148,19 @@ impl TokenSigner {
     /// Checks the signature and returns the claims. Claim checks (issuer,
     /// audience, expiry) are the caller's.
     pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<C, CryptoError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(CryptoError::TokenRejected("token is too long"));
-        }
-        let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(CryptoError::TokenRejected("not a compact JWS"));
-        };
-        let header: Header = B64
-            .decode(h)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or(CryptoError::TokenRejected("malformed token header"))?;
-        if header.alg != "RS256" {
+        let jws = Jws::parse(token)?;
+        if jws.header.alg != "RS256" {
             return Err(CryptoError::TokenRejected("token algorithm must be RS256"));
         }
-        if header.kid.as_deref() != Some(self.kid.as_str()) {
+        if jws.header.kid.as_deref() != Some(self.kid.as_str()) {
             return Err(CryptoError::TokenRejected(
                 "token was not signed by this issuer's key",
             ));
         }
-        let sig = B64
-            .decode(s)
-            .map_err(|_| CryptoError::TokenRejected("malformed token signature"))?;
-        let signed_len = h.len() + 1 + p.len();
         self.verifier
-            .verify_sig(&token.as_bytes()[..signed_len], &sig)
+            .verify_sig(jws.signed, &jws.signature)
             .map_err(|_| CryptoError::TokenRejected("token signature is invalid"))?;
-        let payload = B64
-            .decode(p)
-            .map_err(|_| CryptoError::TokenRejected("malformed token payload"))?;
-        serde_json::from_slice(&payload)
-            .map_err(|_| CryptoError::TokenRejected("token claims are not valid"))
+        jws.claims()
     }
 
     /// The public key as a JWK, for the JWKS document.

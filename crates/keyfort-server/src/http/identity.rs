@@ -2,15 +2,17 @@
 //! `azure-identity` works with only the authority changed.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyfort_core::audit::AuditIdentity;
+use keyfort_core::identity::{GrantRequest, SignIn};
 use serde_json::json;
 
 use super::AppState;
@@ -68,62 +70,102 @@ pub async fn jwks(
     Json(state.kf.identity.jwks()).into_response()
 }
 
-/// `POST /{tenant}/oauth2/v2.0/token` with `grant_type=client_credentials`.
+/// `POST /{tenant}/oauth2/v2.0/token`: `client_credentials` (with a client
+/// secret or a certificate-signed `client_assertion`) and `password` (with an
+/// `otp` one-time code for MFA).
 pub async fn token(
     State(state): State<Arc<AppState>>,
     Extension(slot): Extension<AuditSlot>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(tenant): Path<String>,
     body: Bytes,
 ) -> Response {
     slot.update(|i| i.operation = Some("TokenIssue"));
-    let form: HashMap<String, String> = match serde_urlencoded_pairs(&body) {
-        Some(f) => f,
-        None => {
+    let Some(form) = serde_urlencoded_pairs(&body) else {
+        return oauth_error(
+            400,
+            "invalid_request",
+            "The body must be application/x-www-form-urlencoded.",
+        );
+    };
+    let field = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let required = |k: &'static str| field(k).ok_or(k);
+    let sign_in = match field("grant_type") {
+        Some("client_credentials") => match (field("client_secret"), field("client_assertion")) {
+            (Some(secret), None) => {
+                required("client_id").map(|client_id| SignIn::ClientSecret { client_id, secret })
+            }
+            (None, Some(assertion)) => {
+                if field("client_assertion_type")
+                    != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+                {
+                    return oauth_error(
+                        400,
+                        "invalid_request",
+                        "AADSTS700024: client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+                    );
+                }
+                Ok(SignIn::ClientAssertion {
+                    client_id: field("client_id"),
+                    assertion,
+                })
+            }
+            _ => Err("client_secret or client_assertion (one of them)"),
+        },
+        Some("password") => required("username").and_then(|username| {
+            required("password").map(|password| SignIn::Password {
+                client_id: field("client_id"),
+                username,
+                password,
+                otp: field("otp"),
+            })
+        }),
+        _ => {
             return oauth_error(
                 400,
-                "invalid_request",
-                "The body must be application/x-www-form-urlencoded.",
+                "unsupported_grant_type",
+                "AADSTS70003: grant_type must be client_credentials or password.",
             );
         }
     };
-    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-    if field("grant_type") != "client_credentials" {
-        return oauth_error(
-            400,
-            "unsupported_grant_type",
-            "AADSTS70003: Only grant_type=client_credentials is supported by this issuer.",
-        );
-    }
-    for required in ["client_id", "client_secret", "scope"] {
-        if field(required).is_empty() {
+    let (sign_in, scope) = match (sign_in, required("scope")) {
+        (Ok(s), Ok(scope)) => (s, scope),
+        (Err(missing), _) | (_, Err(missing)) => {
             return oauth_error(
                 400,
                 "invalid_request",
-                &format!("AADSTS900144: The request body must contain '{required}'."),
+                &format!("AADSTS900144: The request body must contain '{missing}'."),
             );
         }
-    }
+    };
     // Who asked, for the audit record (ids only when well formed).
-    let client_id = field("client_id");
     let guid = |s: &str| uuid::Uuid::parse_str(s).is_ok();
-    if guid(&tenant) && guid(client_id) {
+    let app_id = match &sign_in {
+        SignIn::ClientSecret { client_id, .. } => Some(*client_id),
+        SignIn::ClientAssertion { client_id, .. } | SignIn::Password { client_id, .. } => {
+            *client_id
+        }
+    };
+    if guid(&tenant) {
+        let app_id = app_id.filter(|a| guid(a)).unwrap_or_default().to_owned();
         slot.update(|i| {
             i.identity = Some(AuditIdentity {
                 tenant_id: tenant.clone(),
                 object_id: String::new(),
-                app_id: client_id.to_owned(),
+                app_id,
             })
         });
     }
+    let source = peer.ip().to_canonical().to_string();
     let issued = state
         .kf
         .identity
-        .client_credentials(
-            &tenant,
-            field("client_id"),
-            field("client_secret"),
-            field("scope"),
-        )
+        .grant(GrantRequest {
+            tenant_id: &tenant,
+            scope,
+            source: &source,
+            sign_in,
+        })
         .await;
     match issued {
         Ok(t) => {

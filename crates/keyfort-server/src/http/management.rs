@@ -245,6 +245,7 @@ pub async fn management(
         .kf
         .identity
         .verify(token.trim(), &state.site.management_audience())
+        .await
     {
         Ok(c) => c,
         Err(e) => return unauthorized(e.public_message()),

@@ -92,7 +92,7 @@ pub fn challenge(state: &AppState, tenant_id: &str, err: Error) -> Response {
 }
 
 /// The caller, from a bearer token valid for this vault's tenant.
-pub fn authenticate(
+pub async fn authenticate(
     state: &AppState,
     vault: &Vault,
     headers: &HeaderMap,
@@ -115,6 +115,7 @@ pub fn authenticate(
         .kf
         .identity
         .verify(token.trim(), &state.site.data_audience())
+        .await
         .map_err(|e| Box::new(challenge(state, &vault.tenant_id, e)))?;
     if caller.tenant_id != vault.tenant_id {
         return Err(Box::new(challenge(

@@ -159,7 +159,9 @@ async fn pipeline(
         i.object = permission.object.map(|(k, n)| format!("{k}/{n}"));
     });
     check_api_version(uri.query()).map_err(fail)?;
-    let caller = authenticate(state, &vault, &headers).map_err(|challenge| *challenge)?;
+    let caller = authenticate(state, &vault, &headers)
+        .await
+        .map_err(|challenge| *challenge)?;
     slot.set_caller(&caller);
     let grant = authorize(state, &caller, &vault, &permission)
         .await

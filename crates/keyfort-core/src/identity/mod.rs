@@ -1,6 +1,12 @@
-//! Identity: tenants, service principals with client secrets, and the token
-//! issuer. Tokens are RS256 JWTs shaped like Entra ID's v2 access tokens
-//! (`tid`, `oid`, `appid`, `aud`, `exp`, ...), checked on every request.
+//! Identity: tenants, service principals (client secrets and certificates),
+//! users (password and TOTP), server operators, and the token issuer. Tokens
+//! are RS256 JWTs shaped like Entra ID's v2 access tokens (`tid`, `oid`,
+//! `appid`, `aud`, `exp`, `amr`...), checked on every request.
+
+mod grants;
+mod principals;
+mod throttle;
+mod users;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -10,14 +16,19 @@ use keyfort_crypto::{SealingKey, password, random};
 use keyfort_store::Batch;
 use serde::{Deserialize, Serialize};
 
+pub use grants::{GrantRequest, SignIn};
+pub use users::NewUser;
+
 use crate::barrier::Barrier;
 use crate::clock::Clock;
-use crate::model::{ClientSecret, Principal, Tenant};
+use crate::model::{Operator, Tenant};
 use crate::{Error, Result};
 
 /// Clock skew tolerated on `nbf` and `exp`, as Entra ID allows.
 const SKEW: i64 = 300;
 const SIGNING_KEY: &str = "sys/token-signing-key";
+/// Verified tokens kept before the cache starts over.
+const VERIFIED_CACHE: usize = 16_384;
 
 pub struct IssuerSettings {
     /// Public origin of the issuer, e.g. `https://localhost:8443`.
@@ -44,6 +55,8 @@ pub struct Claims {
     pub uti: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
 }
 
 /// Who is calling, as proven by a verified token.
@@ -52,6 +65,7 @@ pub struct Caller {
     pub tenant_id: String,
     pub object_id: String,
     pub app_id: String,
+    /// The token was issued after a second factor.
     pub mfa: bool,
 }
 
@@ -71,13 +85,27 @@ impl OAuthError {
             description: description.into(),
         }
     }
+
+    fn internal(e: Error) -> Self {
+        OAuthError::new(500, "server_error", e.public_message())
+    }
 }
 
 pub struct IssuedToken {
     pub access_token: String,
     pub expires_in: i64,
-    /// The principal the token is for (for the audit record).
+    /// The principal or user the token is for (for the audit record).
     pub object_id: String,
+}
+
+/// The subject of a token about to be issued.
+struct Subject {
+    tenant_id: String,
+    object_id: String,
+    app_id: String,
+    kind: &'static str,
+    amr: Vec<String>,
+    username: Option<String>,
 }
 
 pub struct Identity {
@@ -85,27 +113,29 @@ pub struct Identity {
     clock: Arc<dyn Clock>,
     settings: IssuerSettings,
     signer: TokenSigner,
-    /// Verified against when a client id is unknown, so that both failures cost the same.
+    /// Verified against when a client id or user is unknown, so that both failures cost the same.
     decoy_hash: String,
     /// Tokens already verified, keyed by SHA-256 of (audience, token), with
     /// their expiry. Saves the RSA verification on every request; expiry is
-    /// still checked each time.
+    /// still checked each time. Cleared when a principal or user is deleted.
     verified: RwLock<HashMap<[u8; 32], (Caller, i64)>>,
     /// Bounds concurrent Argon2 verifications (memory and CPU).
     hash_slots: tokio::sync::Semaphore,
+    throttle: throttle::Throttle,
 }
-
-/// Verified tokens kept before the cache starts over.
-const VERIFIED_CACHE: usize = 16_384;
 
 fn tenant_key(id: &str) -> String {
     format!("sys/tenants/{id}")
 }
-fn principal_key(tenant_id: &str, app_id: &str) -> String {
-    format!("sys/principals/{tenant_id}/{app_id}")
-}
 fn backup_key_key(tenant_id: &str) -> String {
     format!("sys/backup-keys/{tenant_id}")
+}
+fn operator_key(object_id: &str) -> String {
+    format!("sys/operators/{object_id}")
+}
+
+fn is_guid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok()
 }
 
 async fn load_or_create_signer(barrier: &Barrier) -> Result<TokenSigner> {
@@ -150,6 +180,7 @@ impl Identity {
             decoy_hash,
             verified: RwLock::new(HashMap::new()),
             hash_slots: tokio::sync::Semaphore::new(2),
+            throttle: throttle::Throttle::default(),
         })
     }
 
@@ -161,10 +192,22 @@ impl Identity {
         format!("{}/{tenant_id}/v2.0", self.settings.base)
     }
 
+    pub fn token_endpoint(&self, tenant_id: &str) -> String {
+        format!("{}/{tenant_id}/oauth2/v2.0/token", self.settings.base)
+    }
+
+    // --- tenants -------------------------------------------------------------
+
     pub async fn create_tenant(&self, display_name: &str) -> Result<Tenant> {
+        let name = display_name.trim();
+        if name.is_empty() || name.chars().count() > 256 {
+            return Err(Error::bad(
+                "A tenant's display name must be 1 to 256 characters.",
+            ));
+        }
         let tenant = Tenant {
             id: uuid::Uuid::new_v4().to_string(),
-            display_name: display_name.to_owned(),
+            display_name: name.to_owned(),
             subscription_id: uuid::Uuid::new_v4().to_string(),
             created: self.clock.now(),
         };
@@ -184,7 +227,7 @@ impl Identity {
 
     pub async fn tenant(&self, id: &str) -> Result<Option<Tenant>> {
         // Tenant ids are GUIDs: anything else is unknown without a lookup.
-        if uuid::Uuid::parse_str(id).is_err() {
+        if !is_guid(id) {
             return Ok(None);
         }
         Ok(self
@@ -194,30 +237,61 @@ impl Identity {
             .map(|s| s.value))
     }
 
-    /// The principal of `tenant_id` with this object id.
-    pub async fn principal_by_object_id(
-        &self,
-        tenant_id: &str,
-        object_id: &str,
-    ) -> Result<Option<Principal>> {
-        Ok(self
-            .barrier
-            .list_all::<Principal>(&format!("sys/principals/{tenant_id}/"))
-            .await?
-            .into_iter()
-            .map(|s| s.value)
-            .find(|p| p.object_id.eq_ignore_ascii_case(object_id)))
-    }
-
-    /// The tenant whose subscription this is (one subscription per tenant).
-    pub async fn tenant_by_subscription(&self, subscription_id: &str) -> Result<Option<Tenant>> {
+    pub async fn tenants(&self) -> Result<Vec<Tenant>> {
         Ok(self
             .barrier
             .list_all::<Tenant>("sys/tenants/")
             .await?
             .into_iter()
             .map(|s| s.value)
+            .collect())
+    }
+
+    /// The tenant whose subscription this is (one subscription per tenant).
+    pub async fn tenant_by_subscription(&self, subscription_id: &str) -> Result<Option<Tenant>> {
+        Ok(self
+            .tenants()
+            .await?
+            .into_iter()
             .find(|t| t.subscription_id.eq_ignore_ascii_case(subscription_id)))
+    }
+
+    /// Deletes a tenant that holds no vaults (live or soft-deleted), with its
+    /// principals, users and keys. `vault_count` is the caller's count.
+    pub async fn delete_tenant(&self, id: &str, vault_count: usize) -> Result<Tenant> {
+        let tenant = self.tenant(id).await?.ok_or_else(|| {
+            Error::not_found(
+                "TenantNotFound",
+                format!("Tenant {} does not exist.", crate::names::printable(id)),
+            )
+        })?;
+        if vault_count > 0 {
+            return Err(Error::Conflict(format!(
+                "Tenant {} still has {vault_count} vault(s), live or soft-deleted; delete and purge them first.",
+                tenant.id
+            )));
+        }
+        let mut batch = Batch::new()
+            .delete(tenant_key(id))
+            .delete(backup_key_key(id));
+        for prefix in [
+            format!("sys/principals/{id}/"),
+            format!("sys/users/{id}/"),
+            format!("sys/roleassignments/{id}/"),
+            format!("sys/roledefinitions/{id}/"),
+        ] {
+            for key in self.barrier.list_keys(&prefix).await? {
+                batch = batch.delete(key);
+            }
+        }
+        for op in self.barrier.list_all::<Operator>("sys/operators/").await? {
+            if op.value.tenant_id == id {
+                batch = batch.delete(op.key);
+            }
+        }
+        self.barrier.commit(batch).await?;
+        self.forget_verified_tokens();
+        Ok(tenant)
     }
 
     /// The tenant's key for backup blobs.
@@ -233,131 +307,63 @@ impl Identity {
         Ok(SealingKey::from_bytes(&plain)?)
     }
 
-    /// Creates a service principal with one client secret. The secret is
-    /// returned once and only its Argon2 hash is kept.
-    pub async fn create_service_principal(
-        &self,
-        tenant_id: &str,
-        display_name: &str,
-    ) -> Result<(Principal, String)> {
-        if self.tenant(tenant_id).await?.is_none() {
-            return Err(Error::not_found(
-                "TenantNotFound",
-                format!("Tenant {tenant_id} does not exist."),
-            ));
-        }
-        let secret = random::token_string(32);
-        let hash = {
-            let secret = secret.clone();
-            tokio::task::spawn_blocking(move || password::hash(&secret))
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))??
-        };
-        let now = self.clock.now();
-        let principal = Principal {
-            object_id: uuid::Uuid::new_v4().to_string(),
+    // --- operators -------------------------------------------------------------
+
+    /// Makes a principal a server operator (may create and delete tenants).
+    pub async fn add_operator(&self, tenant_id: &str, object_id: &str) -> Result<()> {
+        let key = operator_key(object_id);
+        let op = Operator {
             tenant_id: tenant_id.to_owned(),
-            app_id: uuid::Uuid::new_v4().to_string(),
-            display_name: display_name.to_owned(),
-            kind: "ServicePrincipal".into(),
-            secrets: vec![ClientSecret {
-                key_id: uuid::Uuid::new_v4().to_string(),
-                hash,
-                hint: secret.chars().take(3).collect(),
-                created: now,
-            }],
-            created: now,
+            object_id: object_id.to_owned(),
+            created: self.clock.now(),
         };
-        let key = principal_key(tenant_id, &principal.app_id);
-        let batch = Batch::new()
-            .expect_absent(key.clone())
-            .put(key.clone(), self.barrier.seal_json(&key, &principal).await?);
-        self.barrier.commit(batch).await?;
-        Ok((principal, secret))
+        let sealed = self.barrier.seal_json(&key, &op).await?;
+        self.barrier.commit(Batch::new().put(key, sealed)).await
     }
 
-    /// The OAuth2 client-credentials grant.
-    pub async fn client_credentials(
-        &self,
-        tenant_id: &str,
-        client_id: &str,
-        client_secret: &str,
-        scope: &str,
-    ) -> std::result::Result<IssuedToken, OAuthError> {
-        let internal = |e: Error| OAuthError::new(500, "server_error", e.public_message());
-        if self.tenant(tenant_id).await.map_err(internal)?.is_none() {
-            return Err(OAuthError::new(
-                400,
-                "invalid_request",
-                format!(
-                    "AADSTS90002: Tenant '{}' not found. Check the tenant id in the authority.",
-                    crate::names::printable(tenant_id)
-                ),
-            ));
+    pub async fn is_operator(&self, caller: &Caller) -> Result<bool> {
+        if !is_guid(&caller.object_id) {
+            return Ok(false);
         }
-        if uuid::Uuid::parse_str(client_id).is_err() {
-            return Err(OAuthError::new(
-                400,
-                "unauthorized_client",
-                "AADSTS700016: client_id must be an application (client) id, a GUID.",
-            ));
-        }
-        let audience = self.audience_for_scope(scope)?;
-        let principal = self
+        Ok(self
             .barrier
-            .get::<Principal>(&principal_key(tenant_id, client_id))
-            .await
-            .map_err(internal)?
-            .map(|s| s.value);
-        let hashes: Vec<String> = match &principal {
-            Some(p) => p.secrets.iter().map(|s| s.hash.clone()).collect(),
-            None => vec![self.decoy_hash.clone()],
-        };
-        let offered = client_secret.to_owned();
-        // Argon2 costs 19 MiB and tens of milliseconds: a few at a time, the rest wait.
-        let _slot = self.hash_slots.acquire().await.map_err(|_| {
-            OAuthError::new(
-                503,
-                "temporarily_unavailable",
-                "The issuer is shutting down.",
-            )
-        })?;
-        let matched = tokio::task::spawn_blocking(move || {
-            hashes.iter().any(|h| password::verify(&offered, h))
-        })
-        .await
-        .map_err(|e| OAuthError::new(500, "server_error", e.to_string()))?;
-        let principal = match (principal, matched) {
-            (Some(p), true) => p,
-            _ => {
-                return Err(OAuthError::new(
-                    401,
-                    "invalid_client",
-                    "AADSTS7000215: Invalid client secret provided, or no application with this client id exists in the tenant.",
-                ));
-            }
-        };
+            .get::<Operator>(&operator_key(&caller.object_id))
+            .await?
+            .is_some_and(|s| s.value.tenant_id == caller.tenant_id))
+    }
+
+    // --- tokens ----------------------------------------------------------------
+
+    fn issue(
+        &self,
+        subject: Subject,
+        audience: String,
+    ) -> std::result::Result<IssuedToken, OAuthError> {
         let now = self.clock.now();
         let claims = Claims {
             aud: audience,
-            iss: self.issuer(tenant_id),
+            iss: self.issuer(&subject.tenant_id),
             iat: now,
             nbf: now,
             exp: now + self.settings.token_lifetime,
-            tid: tenant_id.to_owned(),
-            oid: principal.object_id.clone(),
-            sub: principal.object_id.clone(),
-            appid: principal.app_id.clone(),
-            idtyp: "app".into(),
+            tid: subject.tenant_id,
+            oid: subject.object_id.clone(),
+            sub: subject.object_id.clone(),
+            appid: subject.app_id,
+            idtyp: subject.kind.into(),
             ver: "2.0".into(),
             uti: random::token_string(16),
-            amr: Vec::new(),
+            amr: subject.amr,
+            preferred_username: subject.username,
         };
-        let access_token = self.signer.sign(&claims).map_err(|e| internal(e.into()))?;
+        let access_token = self
+            .signer
+            .sign(&claims)
+            .map_err(|e| OAuthError::internal(e.into()))?;
         Ok(IssuedToken {
             access_token,
             expires_in: self.settings.token_lifetime,
-            object_id: principal.object_id,
+            object_id: subject.object_id,
         })
     }
 
@@ -383,23 +389,35 @@ impl Identity {
                     400,
                     "invalid_resource",
                     format!(
-                        "AADSTS500011: The resource '{resource}' is not served by this issuer; use one of: {}.",
+                        "AADSTS500011: The resource '{}' is not served by this issuer; use one of: {}.",
+                        crate::names::printable(resource),
                         self.settings.audiences.join(", ")
                     ),
                 )
             })
     }
 
-    /// Checks a bearer token for `audience`: signature, issuer, audience and
-    /// validity window.
-    pub fn verify(&self, token: &str, audience: &str) -> Result<Caller> {
+    /// Forgets every verified token, so the next request of each is checked
+    /// again from scratch (after a principal or user is deleted).
+    fn forget_verified_tokens(&self) {
+        self.verified.write().expect("token cache lock").clear();
+    }
+
+    /// Checks a bearer token for `audience`: signature, issuer, audience,
+    /// validity window, and that its subject still exists.
+    pub async fn verify(&self, token: &str, audience: &str) -> Result<Caller> {
         let key = keyfort_crypto::digest::sha256(format!("{audience}\n{token}").as_bytes());
         if let Some((caller, exp)) = self.verified.read().expect("token cache lock").get(&key)
             && self.clock.now() <= exp + SKEW
         {
             return Ok(caller.clone());
         }
-        let (caller, exp) = self.verify_uncached(token, audience)?;
+        let (caller, exp, kind) = self.verify_uncached(token, audience)?;
+        if !self.subject_exists(&caller, &kind).await? {
+            return Err(Error::Unauthorized(
+                "AKV10000: The token's principal no longer exists.".into(),
+            ));
+        }
         let mut cache = self.verified.write().expect("token cache lock");
         if cache.len() >= VERIFIED_CACHE {
             cache.clear();
@@ -408,7 +426,7 @@ impl Identity {
         Ok(caller)
     }
 
-    fn verify_uncached(&self, token: &str, audience: &str) -> Result<(Caller, i64)> {
+    fn verify_uncached(&self, token: &str, audience: &str) -> Result<(Caller, i64, String)> {
         let claims: Claims = self.signer.verify(token).map_err(|e| {
             Error::Unauthorized(format!("AKV10000: The bearer token is not valid: {e}."))
         })?;
@@ -440,7 +458,20 @@ impl Identity {
             app_id: claims.appid,
             mfa: claims.amr.iter().any(|m| m == "mfa"),
         };
-        Ok((caller, claims.exp))
+        Ok((caller, claims.exp, claims.idtyp))
+    }
+
+    async fn subject_exists(&self, caller: &Caller, kind: &str) -> Result<bool> {
+        Ok(match kind {
+            "user" => self
+                .user(&caller.tenant_id, &caller.object_id)
+                .await?
+                .is_some(),
+            _ => self
+                .principal_by_app_id(&caller.tenant_id, &caller.app_id)
+                .await?
+                .is_some_and(|p| p.object_id == caller.object_id),
+        })
     }
 
     /// The OpenID Connect discovery document of a tenant.
@@ -449,13 +480,13 @@ impl Identity {
         serde_json::json!({
             "issuer": self.issuer(tenant_id),
             "authorization_endpoint": format!("{base}/{tenant_id}/oauth2/v2.0/authorize"),
-            "token_endpoint": format!("{base}/{tenant_id}/oauth2/v2.0/token"),
+            "token_endpoint": self.token_endpoint(tenant_id),
             "jwks_uri": format!("{base}/{tenant_id}/discovery/v2.0/keys"),
             "response_types_supported": ["token"],
-            "grant_types_supported": ["client_credentials"],
+            "grant_types_supported": ["client_credentials", "password"],
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["RS256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_post"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
             "scopes_supported": ["openid"],
             "claims_supported": ["aud", "iss", "iat", "nbf", "exp", "tid", "oid", "sub", "appid", "amr"],
             "tenant_region_scope": null,
