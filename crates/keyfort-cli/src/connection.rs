@@ -1,11 +1,14 @@
-//! Where the CLI connects and with which credentials: a dev.json
-//! (`--dev-json` or `KEYFORT_DEV_JSON`), or `KEYFORT_*` variables, which
-//! override the file field by field.
+//! Where the CLI connects and with which credentials. Settings come, field
+//! by field, from `KEYFORT_*` variables, then a dev.json (`--dev-json` or
+//! `KEYFORT_DEV_JSON`), then the login cache that `keyfort login` writes.
+//! Credentials: a client secret (variables or dev.json), else the cached
+//! login tokens.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Args, Clone, Debug)]
 pub struct ConnectionArgs {
@@ -26,66 +29,157 @@ pub enum OutputFormat {
     Json,
 }
 
-#[derive(Deserialize, Default)]
-struct DevJson {
-    vault_url: Option<String>,
-    tenant_id: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-    authority: Option<String>,
-    ca_cert: Option<String>,
-    audience: Option<String>,
+/// The connection settings, as in dev.json and the login cache.
+#[derive(Serialize, Deserialize, Default, Clone)]
+pub struct Settings {
+    pub vault_url: Option<String>,
+    pub tenant_id: Option<String>,
+    pub subscription_id: Option<String>,
+    pub client_id: Option<String>,
+    #[serde(skip_serializing)]
+    pub client_secret: Option<String>,
+    pub authority: Option<String>,
+    pub ca_cert: Option<String>,
+    pub audience: Option<String>,
+    pub management_url: Option<String>,
+    pub management_audience: Option<String>,
 }
 
-/// Everything needed to call a vault.
+/// A token cached by `keyfort login`.
+#[derive(Serialize, Deserialize, Clone)]
+pub struct CachedToken {
+    pub access_token: String,
+    pub expires_on: i64,
+}
+
+/// What `keyfort login` writes (mode 0600).
+#[derive(Serialize, Deserialize, Default)]
+pub struct LoginCache {
+    #[serde(flatten)]
+    pub settings: Settings,
+    /// By audience.
+    pub tokens: BTreeMap<String, CachedToken>,
+}
+
+pub fn login_cache_path() -> PathBuf {
+    if let Ok(p) = std::env::var("KEYFORT_LOGIN_CACHE") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
+    PathBuf::from(home).join(".keyfort").join("login.json")
+}
+
+pub fn read_login_cache() -> Option<LoginCache> {
+    std::fs::read(login_cache_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+pub enum Credential {
+    ClientSecret { client_id: String, secret: String },
+    Cached(BTreeMap<String, CachedToken>),
+}
+
+/// Everything needed to call the server.
 pub struct Connection {
-    pub vault_url: String,
+    pub settings: Settings,
     pub tenant_id: String,
-    pub client_id: String,
-    pub client_secret: String,
     pub authority: String,
-    pub ca_cert: Option<PathBuf>,
-    pub audience: String,
+    pub credential: Credential,
+}
+
+fn merge(into: &mut Option<String>, from: Option<String>) {
+    if into.is_none() {
+        *into = from;
+    }
 }
 
 impl ConnectionArgs {
-    pub fn resolve(&self) -> Result<Connection, String> {
-        let file: DevJson = match &self.dev_json {
-            Some(p) => {
-                let text =
-                    std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-                serde_json::from_slice(&text)
-                    .map_err(|e| format!("{} is not a dev.json: {e}", p.display()))?
-            }
-            None => DevJson::default(),
+    /// Settings from the environment, then dev.json, then the login cache.
+    pub fn settings(&self) -> Result<(Settings, Option<LoginCache>), String> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let mut s = Settings {
+            vault_url: env("KEYFORT_VAULT_URL"),
+            tenant_id: env("KEYFORT_TENANT_ID"),
+            subscription_id: env("KEYFORT_SUBSCRIPTION_ID"),
+            client_id: env("KEYFORT_CLIENT_ID"),
+            client_secret: env("KEYFORT_CLIENT_SECRET"),
+            authority: env("KEYFORT_AUTHORITY"),
+            ca_cert: env("KEYFORT_CA_CERT"),
+            audience: env("KEYFORT_AUDIENCE"),
+            management_url: env("KEYFORT_MANAGEMENT_URL"),
+            management_audience: env("KEYFORT_MANAGEMENT_AUDIENCE"),
         };
-        let pick = |var: &str, from_file: Option<String>| -> Result<String, String> {
-            std::env::var(var).ok().or(from_file).ok_or_else(|| {
-                format!("no {var}: pass --dev-json FILE (written by 'keyfort dev') or set {var}")
-            })
-        };
-        let mut vault_url = pick("KEYFORT_VAULT_URL", file.vault_url)?;
-        if let Some(name) = &self.vault {
-            keyfort_core::names::check_vault_name(name).map_err(|e| e.to_string())?;
-            vault_url = replace_vault(&vault_url, name)?;
+        if let Some(p) = &self.dev_json {
+            let text = std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+            let d: Settings = serde_json::from_slice(&text)
+                .map_err(|e| format!("{} is not a dev.json: {e}", p.display()))?;
+            fill(&mut s, d);
         }
-        let audience = match std::env::var("KEYFORT_AUDIENCE").ok().or(file.audience) {
-            Some(a) => a,
-            None => audience_of(&vault_url)?,
+        let cache = read_login_cache();
+        if let Some(c) = &cache {
+            fill(&mut s, c.settings.clone());
+        }
+        if let (Some(name), Some(url)) = (&self.vault, &s.vault_url) {
+            keyfort_core::names::check_vault_name(name).map_err(|e| e.to_string())?;
+            s.vault_url = Some(replace_vault(url, name)?);
+        }
+        if s.audience.is_none()
+            && let Some(url) = &s.vault_url
+        {
+            s.audience = Some(audience_of(url)?);
+        }
+        Ok((s, cache))
+    }
+
+    pub fn resolve(&self) -> Result<Connection, String> {
+        let (settings, cache) = self.settings()?;
+        let missing = |what: &str, var: &str| {
+            format!(
+                "no {what}: pass --dev-json FILE (written by 'keyfort dev'), set {var}, or run 'keyfort login'"
+            )
+        };
+        let tenant_id = settings
+            .tenant_id
+            .clone()
+            .ok_or_else(|| missing("tenant id", "KEYFORT_TENANT_ID"))?;
+        let authority = settings
+            .authority
+            .clone()
+            .ok_or_else(|| missing("authority", "KEYFORT_AUTHORITY"))?;
+        let credential = match (&settings.client_id, &settings.client_secret, cache) {
+            (Some(id), Some(secret), _) => Credential::ClientSecret {
+                client_id: id.clone(),
+                secret: secret.clone(),
+            },
+            (_, _, Some(c)) if !c.tokens.is_empty() => Credential::Cached(c.tokens),
+            _ => {
+                return Err(missing(
+                    "credentials",
+                    "KEYFORT_CLIENT_ID and KEYFORT_CLIENT_SECRET",
+                ));
+            }
         };
         Ok(Connection {
-            tenant_id: pick("KEYFORT_TENANT_ID", file.tenant_id)?,
-            client_id: pick("KEYFORT_CLIENT_ID", file.client_id)?,
-            client_secret: pick("KEYFORT_CLIENT_SECRET", file.client_secret)?,
-            authority: pick("KEYFORT_AUTHORITY", file.authority)?,
-            ca_cert: std::env::var("KEYFORT_CA_CERT")
-                .ok()
-                .or(file.ca_cert)
-                .map(PathBuf::from),
-            vault_url,
-            audience,
+            settings,
+            tenant_id,
+            authority,
+            credential,
         })
     }
+}
+
+fn fill(s: &mut Settings, from: Settings) {
+    merge(&mut s.vault_url, from.vault_url);
+    merge(&mut s.tenant_id, from.tenant_id);
+    merge(&mut s.subscription_id, from.subscription_id);
+    merge(&mut s.client_id, from.client_id);
+    merge(&mut s.client_secret, from.client_secret);
+    merge(&mut s.authority, from.authority);
+    merge(&mut s.ca_cert, from.ca_cert);
+    merge(&mut s.audience, from.audience);
+    merge(&mut s.management_url, from.management_url);
+    merge(&mut s.management_audience, from.management_audience);
 }
 
 fn split_url(url: &str) -> Result<(&str, &str), String> {

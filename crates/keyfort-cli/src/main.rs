@@ -3,9 +3,12 @@
 
 mod client;
 mod connection;
+mod directory;
 mod operator;
 mod output;
+mod role;
 mod secret;
+mod vault;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +53,34 @@ enum Command {
     /// Administer a node (runs next to its data, not through the API).
     #[command(subcommand)]
     Operator(operator::OperatorCommand),
+    /// Manage vaults (the management API).
+    #[command(subcommand)]
+    Vault(vault::VaultCommand),
+    /// Role definitions and role assignments of a vault.
+    #[command(subcommand)]
+    Role(role::RoleCommand),
+    /// Tenants (server operators only).
+    #[command(subcommand)]
+    Tenant(directory::TenantCommand),
+    /// Service principals of your tenant.
+    #[command(subcommand)]
+    Principal(directory::PrincipalCommand),
+    /// Users (password + TOTP) of your tenant.
+    #[command(subcommand)]
+    User(directory::UserCommand),
+    /// Sign in and cache tokens for later commands (a user with --username, or the client credentials).
+    Login {
+        #[command(flatten)]
+        conn: connection::ConnectionArgs,
+        #[arg(long)]
+        username: Option<String>,
+        /// The password; '-' reads it from standard input.
+        #[arg(long, default_value = "-")]
+        password: String,
+        /// The current code of your authenticator app (gives the token MFA).
+        #[arg(long)]
+        otp: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -85,6 +116,17 @@ fn main() -> ExitCode {
             }
             Command::Secret(cmd) => secret::run(cmd).await,
             Command::Operator(cmd) => operator::run(cmd).await,
+            Command::Vault(cmd) => vault::run(cmd).await,
+            Command::Role(cmd) => role::run(cmd).await,
+            Command::Tenant(cmd) => directory::tenant(cmd).await,
+            Command::Principal(cmd) => directory::principal(cmd).await,
+            Command::User(cmd) => directory::user(cmd).await,
+            Command::Login {
+                conn,
+                username,
+                password,
+                otp,
+            } => directory::login(conn, username, password, otp).await,
         }
     });
     match result {

@@ -67,3 +67,34 @@ pub fn object(format: OutputFormat, value: &Value, fields: &[(&str, String)]) {
         }
     }
 }
+
+/// A JSON value as a table cell: strings bare, null empty, others as JSON.
+fn cell(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// A list of objects: a table of the given (header, JSON pointer) columns, or JSON.
+pub fn rows(format: OutputFormat, items: &[Value], columns: &[(&str, &str)]) {
+    if format == OutputFormat::Json {
+        return json(&Value::Array(items.to_vec()));
+    }
+    let headers: Vec<&str> = columns.iter().map(|(h, _)| *h).collect();
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| columns.iter().map(|(_, p)| cell(i.pointer(p))).collect())
+        .collect();
+    table(&headers, &rows);
+}
+
+/// One object: `field  value` lines for the given (label, JSON pointer) pairs, or JSON.
+pub fn fields(format: OutputFormat, value: &Value, pairs: &[(&str, &str)]) {
+    let lines: Vec<(&str, String)> = pairs
+        .iter()
+        .map(|(k, p)| (*k, cell(value.pointer(p))))
+        .collect();
+    object(format, value, &lines);
+}

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use crate::client::VaultClient;
+use crate::client::Client;
 use crate::connection::{ConnectionArgs, OutputFormat};
 use crate::output;
 
@@ -132,7 +132,7 @@ pub struct Props {
     disabled: bool,
 }
 
-fn parse_tag(s: &str) -> Result<(String, String), String> {
+pub fn parse_tag(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("tag '{s}' must be KEY=VALUE"))
@@ -167,8 +167,8 @@ impl Props {
     }
 }
 
-fn connect(conn: &ConnectionArgs) -> Result<VaultClient, String> {
-    VaultClient::new(conn.resolve()?)
+fn connect(conn: &ConnectionArgs) -> Result<Client, String> {
+    Client::new(conn.resolve()?)
 }
 
 fn read_value(value: Option<String>, file: Option<PathBuf>) -> Result<String, String> {

@@ -22,6 +22,12 @@ use crate::{Error, Result, names};
 
 static BUILTIN_ROLES: &str = include_str!("../data/builtin-roles.json");
 
+/// Role definition ids used by name in code.
+pub mod roles {
+    pub const KEY_VAULT_ADMINISTRATOR: &str = "00482a5a-887f-4fb3-b363-3b7fe8e74483";
+    pub const OWNER: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleDefinition {

@@ -57,6 +57,50 @@ impl Keyfort {
         })
     }
 
+    /// Creates a tenant and its first administrator: a service principal
+    /// that is Owner of the tenant's subscription. Returns the principal's
+    /// client secret (shown once).
+    pub async fn create_tenant_with_admin(
+        &self,
+        display_name: &str,
+    ) -> Result<(model::Tenant, model::Principal, String)> {
+        let tenant = self.identity.create_tenant(display_name).await?;
+        let (principal, secret) = self
+            .identity
+            .create_service_principal(&tenant.id, "tenant-admin")
+            .await?;
+        let subscription = authz::subscription_scope(&tenant.subscription_id, None);
+        self.authz
+            .assign(
+                &tenant.id,
+                &principal.object_id,
+                authz::roles::OWNER,
+                &subscription,
+                self.clock.now(),
+            )
+            .await?;
+        Ok((tenant, principal, secret))
+    }
+
+    /// Vaults of a tenant, live and soft-deleted.
+    pub async fn tenant_vaults(&self, tenant_id: &str) -> Result<Vec<model::Vault>> {
+        Ok(self
+            .vaults
+            .list_all()
+            .await?
+            .into_iter()
+            .filter(|v| v.tenant_id == tenant_id)
+            .collect())
+    }
+
+    /// Deletes a tenant that holds no vaults, with its principals, users and roles.
+    pub async fn delete_tenant(&self, tenant_id: &str) -> Result<model::Tenant> {
+        let count = self.tenant_vaults(tenant_id).await?.len();
+        let tenant = self.identity.delete_tenant(tenant_id, count).await?;
+        self.authz.forget_tenant(tenant_id);
+        Ok(tenant)
+    }
+
     /// Purges a soft-deleted vault of `tenant_id`, refused under purge
     /// protection until its scheduled purge date.
     pub async fn purge_vault(&self, tenant_id: &str, name: &str) -> Result<()> {

@@ -1,17 +1,14 @@
 //! First provisioning of a node: a tenant, a vault, and a service principal
-//! holding Key Vault Administrator on that vault and Owner of the subscription. Used by `keyfort dev` on its
-//! first start and by `keyfort operator init` for production nodes.
+//! that is Owner of the subscription, Key Vault Administrator on the vault and
+//! a server operator. Used by `keyfort dev` on its first start and by
+//! `keyfort operator init` for production nodes.
 
 use keyfort_core::Keyfort;
+use keyfort_core::authz::roles;
 use keyfort_core::model::{Tags, Tenant, Vault};
 use keyfort_core::vaults::NewVault;
 
 use crate::serve::BoxError;
-
-/// Key Vault Administrator, from the built-in role list.
-pub const KEY_VAULT_ADMINISTRATOR: &str = "00482a5a-887f-4fb3-b363-3b7fe8e74483";
-/// Owner, Azure's general management role.
-pub const OWNER: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
 
 pub struct VaultPlan {
     pub name: String,
@@ -33,7 +30,6 @@ pub async fn provision(
     kf: &Keyfort,
     tenant_name: &str,
     plan: VaultPlan,
-    principal_name: &str,
 ) -> Result<Provisioned, BoxError> {
     if kf.vaults.get(&plan.name).await?.is_some() {
         return Err(format!(
@@ -42,7 +38,7 @@ pub async fn provision(
         )
         .into());
     }
-    let tenant = kf.identity.create_tenant(tenant_name).await?;
+    let (tenant, principal, client_secret) = kf.create_tenant_with_admin(tenant_name).await?;
     let vault = kf
         .vaults
         .create(NewVault {
@@ -56,25 +52,19 @@ pub async fn provision(
             tags: plan.tags,
         })
         .await?;
-    let (principal, client_secret) = kf
-        .identity
-        .create_service_principal(&tenant.id, principal_name)
-        .await?;
-    let now = kf.clock.now();
     let vault_scope = keyfort_core::authz::scope_of(&vault, None);
     kf.authz
         .assign(
             &tenant.id,
             &principal.object_id,
-            KEY_VAULT_ADMINISTRATOR,
+            roles::KEY_VAULT_ADMINISTRATOR,
             &vault_scope,
-            now,
+            kf.clock.now(),
         )
         .await?;
-    // Owner of the subscription: may create vaults and assign roles.
-    let subscription = keyfort_core::authz::subscription_scope(&tenant.subscription_id, None);
-    kf.authz
-        .assign(&tenant.id, &principal.object_id, OWNER, &subscription, now)
+    // The first administrator also operates the server (may create tenants).
+    kf.identity
+        .add_operator(&tenant.id, &principal.object_id)
         .await?;
     Ok(Provisioned {
         tenant,

@@ -115,7 +115,7 @@ async fn provision(state: &AppState, opts: &DevOptions) -> Result<DevState, BoxE
         purge_protection: opts.purge_protection,
         tags: [("environment".to_string(), "dev".to_string())].into(),
     };
-    let p = bootstrap::provision(&state.kf, "Keyfort dev tenant", plan, "keyfort-dev")
+    let p = bootstrap::provision(&state.kf, "Keyfort dev tenant", plan)
         .await
         .map_err(|e| format!("{e} (an earlier first start of dev mode was interrupted: remove the data folder and start again)"))?;
     Ok(DevState {

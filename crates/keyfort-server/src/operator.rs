@@ -36,8 +36,7 @@ pub async fn init(config: &Config, req: InitRequest) -> Result<InitOutput, BoxEr
     let setup = serve::setup_from_config(config)?;
     let site: Site = setup.site.clone();
     let (state, _) = serve::open(setup).await?;
-    let provisioned =
-        bootstrap::provision(&state.kf, &req.tenant_name, req.vault, "keyfort-admin").await?;
+    let provisioned = bootstrap::provision(&state.kf, &req.tenant_name, req.vault).await?;
     Ok(InitOutput {
         vault_url: site.vault_url(&provisioned.vault.name),
         authority: site.issuer_base.clone(),

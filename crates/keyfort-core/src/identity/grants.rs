@@ -46,9 +46,10 @@ struct AssertionClaims {
     iss: String,
     sub: String,
     aud: String,
-    exp: i64,
+    /// NumericDate may have a fraction (MSAL sends one).
+    exp: f64,
     #[serde(default)]
-    nbf: Option<i64>,
+    nbf: Option<f64>,
 }
 
 fn invalid_client() -> OAuthError {
@@ -223,8 +224,12 @@ impl Identity {
             .certificates
             .iter()
             .find(|c| {
-                jws.header.x5t_s256.as_deref() == Some(c.x5t_s256.as_str())
-                    || jws.header.x5t.as_deref() == Some(c.x5t.as_str())
+                // MSAL pads its base64url thumbprints; the registered ones are unpadded.
+                let same = |h: &Option<String>, ours: &str| {
+                    h.as_deref()
+                        .is_some_and(|h| h.trim_end_matches('=') == ours)
+                };
+                same(&jws.header.x5t_s256, &c.x5t_s256) || same(&jws.header.x5t, &c.x5t)
             })
             .ok_or_else(|| {
                 rejected("no registered certificate has the thumbprint in the assertion header")
@@ -248,7 +253,8 @@ impl Identity {
                 "the audience must be this tenant's token endpoint",
             ));
         }
-        if now > claims.exp + SKEW || claims.nbf.is_some_and(|nbf| nbf > now + SKEW) {
+        let (exp, nbf) = (claims.exp as i64, claims.nbf.map(|n| n as i64));
+        if now > exp + SKEW || nbf.is_some_and(|nbf| nbf > now + SKEW) {
             return Err(rejected("the assertion is expired or not yet valid"));
         }
         Ok(Subject {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use keyfort_core::authz::{Plane, scope_chain};
@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::audit::AuditSlot;
 use super::error::ApiError;
+use super::request::{authenticate_management, unauthorized};
 
 /// Management API versions accepted (azure-mgmt-keyvault 14.1 sends 2026-05-15).
 pub const MANAGEMENT_API_VERSIONS: &[&str] = &[
@@ -189,14 +190,6 @@ fn check_api_version(query: Option<&str>) -> Result<(), Error> {
     }
 }
 
-fn unauthorized(message: String) -> Response {
-    let mut resp = ApiError(Error::Unauthorized(message)).into_response();
-    if let Ok(v) = header::HeaderValue::from_str("Bearer error=\"invalid_token\"") {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    resp
-}
-
 /// `/subscriptions/...`: every management operation.
 pub async fn management(
     State(state): State<Arc<AppState>>,
@@ -232,23 +225,9 @@ pub async fn management(
         return ApiError(e).into_response();
     }
     // Authentication comes before anything about the subscription is revealed.
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "));
-    let Some(token) = token else {
-        return unauthorized(
-            "The request has no Bearer token; get one for the management audience.".into(),
-        );
-    };
-    let caller = match state
-        .kf
-        .identity
-        .verify(token.trim(), &state.site.management_audience())
-        .await
-    {
+    let caller = match authenticate_management(&state, &headers).await {
         Ok(c) => c,
-        Err(e) => return unauthorized(e.public_message()),
+        Err(r) => return *r,
     };
     slot.set_caller(&caller);
     let tenant = match state

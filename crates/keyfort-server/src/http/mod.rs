@@ -7,6 +7,7 @@
 //! - `/_health`: an unauthenticated liveness probe, outside the audit layer.
 
 pub mod audit;
+pub mod directory;
 pub mod error;
 pub mod identity;
 pub mod management;
@@ -105,6 +106,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
         .route("/{tenant}/discovery/v2.0/keys", get(identity::jwks))
         .route("/subscriptions/{*rest}", any(management::management))
+        .route("/keyfort/{*rest}", any(directory::directory))
         .fallback(vault::data_plane)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

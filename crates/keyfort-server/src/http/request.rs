@@ -136,6 +136,38 @@ impl From<ApiError> for Response {
     }
 }
 
+/// A 401 for the management plane.
+pub fn unauthorized(message: String) -> Response {
+    let mut resp = ApiError(Error::Unauthorized(message)).into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    resp
+}
+
+/// The caller, from a bearer token for the management audience.
+pub async fn authenticate_management(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Caller, Box<Response>> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            Box::new(unauthorized(
+                "The request has no Bearer token; get one for the management audience.".into(),
+            ))
+        })?;
+    state
+        .kf
+        .identity
+        .verify(token.trim(), &state.site.management_audience())
+        .await
+        .map_err(|e| Box::new(unauthorized(e.public_message())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,313 @@
+//! Keyfort's directory API on the management host, for the CLI: tenants
+//! (server operators only), and the service principals and users of a tenant
+//! (its Owners and User Access Administrators, who hold the matching
+//! `Microsoft.Directory/...` actions). Secrets and enrollment URIs appear in
+//! a response once, at creation.
+//!
+//! - `GET|POST /keyfort/tenants`, `DELETE /keyfort/tenants/{tenant}`
+//! - `GET|POST /keyfort/tenants/{tenant}/principals`, `DELETE .../principals/{id}`,
+//!   `POST .../principals/{id}/credentials` (`{"type": "secret"}` or `{"type": "certificate", "certificate": PEM}`)
+//! - `GET|POST /keyfort/tenants/{tenant}/users`, `DELETE .../users/{id}`, `POST .../users/{id}/reset-totp`
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use keyfort_core::authz::{Plane, scope_chain};
+use keyfort_core::identity::{Caller, NewUser};
+use keyfort_core::model::{Principal, Tenant, User};
+use keyfort_core::{Error, names};
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::audit::AuditSlot;
+use super::error::ApiError;
+use super::request::authenticate_management;
+
+fn tenant_json(t: &Tenant) -> Value {
+    json!({ "id": t.id, "displayName": t.display_name, "subscriptionId": t.subscription_id, "created": t.created })
+}
+
+fn principal_json(p: &Principal) -> Value {
+    let mut credentials: Vec<Value> = p
+        .secrets
+        .iter()
+        .map(|s| json!({ "keyId": s.key_id, "type": "secret", "hint": s.hint, "created": s.created }))
+        .collect();
+    credentials.extend(p.certificates.iter().map(
+        |c| json!({ "keyId": c.key_id, "type": "certificate", "x5t": c.x5t, "created": c.created }),
+    ));
+    json!({
+        "objectId": p.object_id,
+        "appId": p.app_id,
+        "displayName": p.display_name,
+        "tenantId": p.tenant_id,
+        "credentials": credentials,
+        "created": p.created,
+    })
+}
+
+fn user_json(u: &User) -> Value {
+    json!({
+        "objectId": u.object_id,
+        "username": u.username,
+        "displayName": u.display_name,
+        "tenantId": u.tenant_id,
+        "mfaEnrolled": u.totp_secret.is_some(),
+        "created": u.created,
+    })
+}
+
+fn body_object(body: &[u8]) -> Result<Map<String, Value>, Error> {
+    if body.is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Error::bad("The request body must be a JSON object.")),
+        Err(e) => Err(Error::bad(format!(
+            "The request body is not valid JSON: {e}."
+        ))),
+    }
+}
+
+fn field<'a>(m: &'a Map<String, Value>, name: &str) -> Result<&'a str, Error> {
+    m.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::bad(format!("The property '{name}' is required (a string).")))
+}
+
+/// Tenant-level checks: the caller's own tenant, and a role granting `action`.
+async fn authorize_in_tenant(
+    state: &AppState,
+    slot: &AuditSlot,
+    caller: &Caller,
+    tenant_id: &str,
+    action: &str,
+) -> Result<Tenant, Error> {
+    let denied = || Error::Forbidden {
+        message: format!(
+            "The caller may not perform '{action}' in tenant {}.",
+            names::printable(tenant_id)
+        ),
+        inner: Some("AuthorizationFailed"),
+    };
+    if caller.tenant_id != tenant_id {
+        return Err(denied());
+    }
+    let tenant = state
+        .kf
+        .identity
+        .tenant(tenant_id)
+        .await?
+        .ok_or_else(denied)?;
+    let chain = scope_chain(&tenant.subscription_id, None, None);
+    let grant = state
+        .kf
+        .authz
+        .find_grant(caller, tenant_id, &chain, Plane::Control, action)
+        .await?
+        .ok_or_else(denied)?;
+    slot.update(|i| {
+        i.authorization = Some(format!("{} ({})", grant.assignment_id, grant.role_name))
+    });
+    Ok(tenant)
+}
+
+async fn require_operator(
+    state: &AppState,
+    slot: &AuditSlot,
+    caller: &Caller,
+) -> Result<(), Error> {
+    if state.kf.identity.is_operator(caller).await? {
+        slot.update(|i| i.authorization = Some("server operator".into()));
+        Ok(())
+    } else {
+        Err(Error::Forbidden {
+            message: "Only server operators may list, create or delete tenants.".into(),
+            inner: Some("AuthorizationFailed"),
+        })
+    }
+}
+
+/// `/keyfort/...` on the management host.
+pub async fn directory(
+    State(state): State<Arc<AppState>>,
+    Extension(slot): Extension<AuditSlot>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match authenticate_management(&state, &headers).await {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    slot.set_caller(&caller);
+    match run(&state, &slot, &caller, &method, uri.path(), &body).await {
+        Ok(r) => r,
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+async fn run(
+    state: &AppState,
+    slot: &AuditSlot,
+    caller: &Caller,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+) -> Result<Response, Error> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let id = &state.kf.identity;
+    let op = |name: &'static str| slot.update(|i| i.operation = Some(name));
+    let created = |v: Value| (StatusCode::CREATED, Json(v)).into_response();
+    Ok(match (method.as_str(), &segs[1..]) {
+        ("GET", ["tenants"]) => {
+            op("TenantList");
+            require_operator(state, slot, caller).await?;
+            Json(
+                json!({ "value": id.tenants().await?.iter().map(tenant_json).collect::<Vec<_>>() }),
+            )
+            .into_response()
+        }
+        ("POST", ["tenants"]) => {
+            op("TenantCreate");
+            require_operator(state, slot, caller).await?;
+            let m = body_object(body)?;
+            let (tenant, admin, secret) = state
+                .kf
+                .create_tenant_with_admin(field(&m, "displayName")?)
+                .await?;
+            let mut out = tenant_json(&tenant);
+            out["admin"] = principal_json(&admin);
+            out["admin"]["clientSecret"] = json!(secret);
+            created(out)
+        }
+        ("DELETE", ["tenants", t]) => {
+            op("TenantDelete");
+            require_operator(state, slot, caller).await?;
+            if *t == caller.tenant_id {
+                return Err(Error::bad("An operator cannot delete its own tenant."));
+            }
+            Json(tenant_json(&state.kf.delete_tenant(t).await?)).into_response()
+        }
+        ("GET", ["tenants", t, "principals"]) => {
+            op("PrincipalList");
+            authorize_in_tenant(
+                state,
+                slot,
+                caller,
+                t,
+                "Microsoft.Directory/servicePrincipals/read",
+            )
+            .await?;
+            Json(json!({ "value": id.principals(t).await?.iter().map(principal_json).collect::<Vec<_>>() })).into_response()
+        }
+        ("POST", ["tenants", t, "principals"]) => {
+            op("PrincipalCreate");
+            authorize_in_tenant(
+                state,
+                slot,
+                caller,
+                t,
+                "Microsoft.Directory/servicePrincipals/write",
+            )
+            .await?;
+            let m = body_object(body)?;
+            let (p, secret) = id
+                .create_service_principal(t, field(&m, "displayName")?)
+                .await?;
+            let mut out = principal_json(&p);
+            out["clientSecret"] = json!(secret);
+            created(out)
+        }
+        ("DELETE", ["tenants", t, "principals", p]) => {
+            op("PrincipalDelete");
+            authorize_in_tenant(
+                state,
+                slot,
+                caller,
+                t,
+                "Microsoft.Directory/servicePrincipals/delete",
+            )
+            .await?;
+            if p.eq_ignore_ascii_case(&caller.object_id) || p.eq_ignore_ascii_case(&caller.app_id) {
+                return Err(Error::bad("A principal cannot delete itself."));
+            }
+            Json(principal_json(&id.delete_principal(t, p).await?)).into_response()
+        }
+        ("POST", ["tenants", t, "principals", p, "credentials"]) => {
+            op("PrincipalAddCredential");
+            authorize_in_tenant(
+                state,
+                slot,
+                caller,
+                t,
+                "Microsoft.Directory/servicePrincipals/write",
+            )
+            .await?;
+            let m = body_object(body)?;
+            match m.get("type").and_then(Value::as_str).unwrap_or("secret") {
+                "secret" => {
+                    let (key_id, secret) = id.add_client_secret(t, p).await?;
+                    created(json!({ "keyId": key_id, "type": "secret", "clientSecret": secret }))
+                }
+                "certificate" => {
+                    let (key_id, x5t) = id.add_certificate(t, p, field(&m, "certificate")?).await?;
+                    created(json!({ "keyId": key_id, "type": "certificate", "x5t": x5t }))
+                }
+                _ => return Err(Error::bad("'type' must be 'secret' or 'certificate'.")),
+            }
+        }
+        ("GET", ["tenants", t, "users"]) => {
+            op("UserList");
+            authorize_in_tenant(state, slot, caller, t, "Microsoft.Directory/users/read").await?;
+            Json(json!({ "value": id.users(t).await?.iter().map(user_json).collect::<Vec<_>>() }))
+                .into_response()
+        }
+        ("POST", ["tenants", t, "users"]) => {
+            op("UserCreate");
+            authorize_in_tenant(state, slot, caller, t, "Microsoft.Directory/users/write").await?;
+            let m = body_object(body)?;
+            let username = field(&m, "username")?;
+            let (user, uri) = id
+                .create_user(NewUser {
+                    tenant_id: t,
+                    username,
+                    display_name: m
+                        .get("displayName")
+                        .and_then(Value::as_str)
+                        .unwrap_or(username),
+                    password: field(&m, "password")?,
+                })
+                .await?;
+            let mut out = user_json(&user);
+            out["otpauthUri"] = json!(uri);
+            created(out)
+        }
+        ("DELETE", ["tenants", t, "users", u]) => {
+            op("UserDelete");
+            authorize_in_tenant(state, slot, caller, t, "Microsoft.Directory/users/delete").await?;
+            Json(user_json(&id.delete_user(t, u).await?)).into_response()
+        }
+        ("POST", ["tenants", t, "users", u, "reset-totp"]) => {
+            op("UserResetTotp");
+            authorize_in_tenant(state, slot, caller, t, "Microsoft.Directory/users/write").await?;
+            Json(json!({ "otpauthUri": id.reset_totp(t, u).await? })).into_response()
+        }
+        _ => {
+            op("Unknown");
+            return Err(Error::not_found(
+                "NotFound",
+                format!(
+                    "{method} {} is not an operation of the directory API.",
+                    names::printable(path)
+                ),
+            ));
+        }
+    })
+}
