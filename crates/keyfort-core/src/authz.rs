@@ -16,8 +16,9 @@ use keyfort_store::Batch;
 use serde::{Deserialize, Serialize};
 
 use crate::barrier::Barrier;
+use crate::clock::Clock;
 use crate::identity::Caller;
-use crate::model::{RoleAssignment, Vault};
+use crate::model::{ActivationRequest, RequestStatus, RoleAssignment, Vault};
 use crate::{Error, Result, names};
 
 static BUILTIN_ROLES: &str = include_str!("../data/builtin-roles.json");
@@ -244,10 +245,14 @@ pub fn role_guid(id: &str) -> String {
 struct TenantRbac {
     assignments: Vec<RoleAssignment>,
     custom_roles: Vec<RoleDefinition>,
+    /// Approved just-in-time activations (whether still active is checked
+    /// against the clock on every request).
+    activations: Vec<ActivationRequest>,
 }
 
 pub struct Authorizer {
     barrier: Arc<Barrier>,
+    clock: Arc<dyn Clock>,
     builtin: Vec<RoleDefinition>,
     cache: RwLock<HashMap<String, Arc<TenantRbac>>>,
 }
@@ -264,12 +269,13 @@ pub struct NewAssignment<'a> {
 }
 
 impl Authorizer {
-    pub fn new(barrier: Arc<Barrier>) -> Self {
+    pub fn new(barrier: Arc<Barrier>, clock: Arc<dyn Clock>) -> Self {
         let mut builtin: Vec<RoleDefinition> =
             serde_json::from_str(BUILTIN_ROLES).expect("the built-in role list is valid JSON");
         builtin.extend(general_roles());
         Authorizer {
             barrier,
+            clock,
             builtin,
             cache: RwLock::new(HashMap::new()),
         }
@@ -297,9 +303,18 @@ impl Authorizer {
             .barrier
             .list_all::<RoleDefinition>(&custom_roles_prefix(tenant_id))
             .await?;
+        let activations = self
+            .barrier
+            .list_all::<ActivationRequest>(&format!("sys/pim/requests/{tenant_id}/"))
+            .await?;
         let t = Arc::new(TenantRbac {
             assignments: assignments.into_iter().map(|s| s.value).collect(),
             custom_roles: custom_roles.into_iter().map(|s| s.value).collect(),
+            activations: activations
+                .into_iter()
+                .map(|s| s.value)
+                .filter(|r| r.status == RequestStatus::Provisioned)
+                .collect(),
         });
         self.cache
             .write()
@@ -595,13 +610,31 @@ impl Authorizer {
             return Ok(None);
         }
         let t = self.tenant(tenant_id).await?;
-        for a in t.assignments.iter() {
-            if a.principal_id != caller.object_id
-                || !chain.iter().any(|s| s.eq_ignore_ascii_case(&a.scope))
+        let now = self.clock.now();
+        // Standing assignments, then just-in-time activations still in their window.
+        let standing = t.assignments.iter().map(|a| {
+            (
+                a.id.clone(),
+                &a.principal_id,
+                &a.role_definition_id,
+                &a.scope,
+            )
+        });
+        let activated = t.activations.iter().filter(|r| r.is_active(now)).map(|r| {
+            (
+                format!("pim:{}", r.id),
+                &r.principal_id,
+                &r.role_definition_id,
+                &r.scope,
+            )
+        });
+        for (id, principal, role_id, scope) in standing.chain(activated) {
+            if *principal != caller.object_id
+                || !chain.iter().any(|s| s.eq_ignore_ascii_case(scope))
             {
                 continue;
             }
-            let guid = role_guid(&a.role_definition_id);
+            let guid = role_guid(role_id);
             let role = self
                 .builtin
                 .iter()
@@ -611,7 +644,7 @@ impl Authorizer {
                 && role.allows_on(plane, action)
             {
                 return Ok(Some(Authorized {
-                    assignment_id: a.id.clone(),
+                    assignment_id: id,
                     role_id: role.id.clone(),
                     role_name: role.name.clone(),
                 }));

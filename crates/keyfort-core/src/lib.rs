@@ -12,6 +12,7 @@ pub mod error;
 pub mod identity;
 pub mod model;
 pub mod names;
+pub mod pim;
 pub mod secrets;
 pub mod vaults;
 
@@ -45,7 +46,7 @@ impl Keyfort {
     ) -> Result<Self> {
         let vaults = Vaults::new(barrier.clone(), clock.clone());
         let identity = Identity::open(barrier.clone(), clock.clone(), issuer).await?;
-        let authz = Authorizer::new(barrier.clone());
+        let authz = Authorizer::new(barrier.clone(), clock.clone());
         let secrets = Secrets::new(barrier.clone(), clock.clone());
         Ok(Keyfort {
             clock,

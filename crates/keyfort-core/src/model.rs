@@ -184,3 +184,72 @@ pub struct Deletion {
     pub deleted_date: i64,
     pub scheduled_purge_date: i64,
 }
+
+/// Just-in-time (PIM) policy for a role at a scope.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PimPolicy {
+    pub tenant_id: String,
+    pub role_definition_id: String,
+    pub scope: String,
+    /// Object ids that may approve; empty means "whoever may assign roles at
+    /// the scope" (Owners, User Access Administrators).
+    pub approvers: Vec<String>,
+    pub max_duration_secs: i64,
+    pub require_mfa: bool,
+    pub require_justification: bool,
+    pub require_approval: bool,
+    pub updated: i64,
+}
+
+/// A principal or user eligible to activate a role at a scope.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Eligibility {
+    pub id: String,
+    pub tenant_id: String,
+    pub principal_id: String,
+    pub role_definition_id: String,
+    pub scope: String,
+    /// Every scope from the tenant down to `scope` (for approver checks).
+    pub chain: Vec<String>,
+    pub created: i64,
+    pub created_by: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum RequestStatus {
+    PendingApproval,
+    Provisioned,
+    Denied,
+    Canceled,
+    Revoked,
+}
+
+/// A request to activate an eligible role for a while.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ActivationRequest {
+    pub id: String,
+    pub tenant_id: String,
+    pub principal_id: String,
+    pub role_definition_id: String,
+    pub scope: String,
+    pub chain: Vec<String>,
+    pub justification: String,
+    pub duration_secs: i64,
+    pub status: RequestStatus,
+    pub created: i64,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    pub decision_reason: Option<String>,
+    /// While provisioned, the role is active from `start` until `end`.
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+impl ActivationRequest {
+    /// Active at `now`: approved, started, and not yet lapsed.
+    pub fn is_active(&self, now: i64) -> bool {
+        self.status == RequestStatus::Provisioned
+            && self.start.is_some_and(|s| s <= now)
+            && self.end.is_some_and(|e| now < e)
+    }
+}

@@ -199,6 +199,15 @@ pub async fn management(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if super::pim::is_pim_path(uri.path()) {
+        return match body {
+            Ok(b) => super::pim::pim(State(state), Extension(slot), method, uri, headers, b).await,
+            Err(r) => ApiError(Error::TooLarge(format!(
+                "The request body could not be read: {r}."
+            )))
+            .into_response(),
+        };
+    }
     let segs: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
     let (subscription, rest) = match segs.as_slice() {
         ["subscriptions", sub, rest @ ..] => (sub.to_string(), rest.to_vec()),

@@ -11,6 +11,7 @@ pub mod directory;
 pub mod error;
 pub mod identity;
 pub mod management;
+pub mod pim;
 pub mod rbac;
 pub mod request;
 pub mod secrets;
@@ -106,6 +107,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
         .route("/{tenant}/discovery/v2.0/keys", get(identity::jwks))
         .route("/subscriptions/{*rest}", any(management::management))
+        .route("/providers/{*rest}", any(pim::pim))
         .route("/keyfort/{*rest}", any(directory::directory))
         .fallback(vault::data_plane)
         .layer(axum::middleware::from_fn_with_state(
