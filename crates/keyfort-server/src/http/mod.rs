@@ -107,7 +107,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
         .route("/{tenant}/discovery/v2.0/keys", get(identity::jwks))
         .route("/subscriptions/{*rest}", any(management::management))
-        .route("/providers/{*rest}", any(pim::pim))
         .route("/keyfort/{*rest}", any(directory::directory))
         .fallback(vault::data_plane)
         .layer(axum::middleware::from_fn_with_state(

@@ -520,6 +520,14 @@ async fn run(
     })
 }
 
+/// True for `/providers/Microsoft.Authorization/roleAssignmentApprovals/...`.
+pub fn is_approval_path(path: &str) -> bool {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    matches!(segs.as_slice(), [p, a, r, ..] if p.eq_ignore_ascii_case("providers")
+        && a.eq_ignore_ascii_case("Microsoft.Authorization")
+        && r.eq_ignore_ascii_case("roleAssignmentApprovals"))
+}
+
 /// True when a management path is a PIM path.
 pub fn is_pim_path(path: &str) -> bool {
     path.split('/')

@@ -123,6 +123,13 @@ pub async fn data_plane(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // PIM approvals live at `/providers/...` with no scope: management, not a vault.
+    if super::pim::is_approval_path(uri.path()) {
+        return match read_body(body, 64 * 1024).await {
+            Ok(b) => super::pim::pim(State(state), Extension(slot), method, uri, headers, b).await,
+            Err(e) => ApiError(e).into_response(),
+        };
+    }
     match pipeline(&state, &slot, method, uri, headers, body).await {
         Ok(r) => r,
         Err(r) => r,
