@@ -6,6 +6,7 @@ mod connection;
 mod directory;
 mod operator;
 mod output;
+mod pim;
 mod role;
 mod secret;
 mod vault;
@@ -68,6 +69,9 @@ enum Command {
     /// Users (password + TOTP) of your tenant.
     #[command(subcommand)]
     User(directory::UserCommand),
+    /// Just-in-time access: policies, eligibility, activation and approval.
+    #[command(subcommand)]
+    Pim(pim::PimCommand),
     /// Sign in and cache tokens for later commands (a user with --username, or the client credentials).
     Login {
         #[command(flatten)]
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
             Command::Operator(cmd) => operator::run(cmd).await,
             Command::Vault(cmd) => vault::run(cmd).await,
             Command::Role(cmd) => role::run(cmd).await,
+            Command::Pim(cmd) => pim::run(cmd).await,
             Command::Tenant(cmd) => directory::tenant(cmd).await,
             Command::Principal(cmd) => directory::principal(cmd).await,
             Command::User(cmd) => directory::user(cmd).await,

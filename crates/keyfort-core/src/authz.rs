@@ -653,6 +653,21 @@ impl Authorizer {
         Ok(None)
     }
 
+    /// Allows what any principal of the tenant may do (read role
+    /// definitions, which hold nothing secret), and refuses everyone else.
+    pub fn tenant_member(&self, caller: &Caller, tenant_id: &str) -> Result<Authorized> {
+        if caller.tenant_id != tenant_id {
+            return Err(Error::forbidden(
+                "The caller is not a member of this tenant.",
+            ));
+        }
+        Ok(Authorized {
+            assignment_id: "tenant member".into(),
+            role_id: String::new(),
+            role_name: "any principal of the tenant".into(),
+        })
+    }
+
     /// Decides whether `caller` may perform the data action `action` on the
     /// vault or on one object in it.
     pub async fn authorize(

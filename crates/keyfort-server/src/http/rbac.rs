@@ -16,6 +16,9 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 
+/// Reading role definitions is open to every principal of the vault's tenant.
+pub const READ_DEFINITIONS: &str = "Microsoft.Authorization/roleDefinitions/read";
+
 #[derive(Debug, PartialEq)]
 pub enum Kind {
     Definitions,
@@ -84,7 +87,7 @@ impl RbacOp {
 
     pub fn action(&self) -> &'static str {
         match (&self.kind, self.method.as_str()) {
-            (Kind::Definitions, "GET") => "Microsoft.Authorization/roleDefinitions/read",
+            (Kind::Definitions, "GET") => READ_DEFINITIONS,
             (Kind::Definitions, "PUT") => "Microsoft.Authorization/roleDefinitions/write",
             (Kind::Definitions, _) => "Microsoft.Authorization/roleDefinitions/delete",
             (Kind::Assignments, "GET") => "Microsoft.Authorization/roleAssignments/read",

@@ -79,6 +79,9 @@ async fn authorize(
     p: &Permission<'_>,
 ) -> Result<Authorized, Error> {
     match p.plane {
+        Plane::Control if p.action == super::rbac::READ_DEFINITIONS => {
+            state.kf.authz.tenant_member(caller, &vault.tenant_id)
+        }
         Plane::Data => {
             state
                 .kf
