@@ -19,6 +19,9 @@ pub enum Error {
         message: String,
         inner: Option<&'static str>,
     },
+    /// 403 with a specific Azure code, such as `ForbiddenByFirewall`.
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
     /// 404 with an Azure code such as `SecretNotFound`.
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
@@ -63,6 +66,7 @@ impl Error {
             Error::BadParameter(_) => (400, "BadParameter"),
             Error::Unauthorized(_) => (401, "Unauthorized"),
             Error::Forbidden { .. } => (403, "Forbidden"),
+            Error::Denied { code, .. } => (403, code),
             Error::NotFound { code, .. } => (404, code),
             Error::Conflict(_) => (409, "Conflict"),
             Error::TooLarge(_) => (413, "RequestEntityTooLarge"),

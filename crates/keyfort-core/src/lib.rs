@@ -12,6 +12,7 @@ pub mod error;
 pub mod identity;
 pub mod model;
 pub mod names;
+pub mod network;
 pub mod pim;
 pub mod secrets;
 pub mod vaults;

@@ -68,6 +68,9 @@ impl VaultChanges {
                 "softDeleteRetentionInDays is {days}; it must be between 7 and 90 days."
             )));
         }
+        if let Some(acls) = &self.network_acls {
+            crate::network::parse_acls(acls)?;
+        }
         if let Some(p) = &self.public_network_access
             && p != "Enabled"
             && p != "Disabled"

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use keyfort_core::network::{Cidr, NetworkSettings};
 use serde::Deserialize;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -34,6 +35,34 @@ pub struct Config {
     /// How often the purge sweeper runs.
     #[serde(default = "default_sweep")]
     pub sweep_interval_secs: u64,
+    #[serde(default)]
+    pub network: NetworkConfig,
+    #[serde(default)]
+    pub private_endpoints: Vec<PrivateEndpointConfig>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Named virtual networks (sets of CIDR ranges) for `virtualNetworkRules`.
+    #[serde(default)]
+    pub virtual_networks: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivateEndpointConfig {
+    pub name: String,
+    pub listen: SocketAddr,
+    /// Names of the vaults this endpoint serves.
+    pub vaults: Vec<String>,
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -128,6 +157,30 @@ impl Config {
         Ok(config)
     }
 
+    /// The network settings, with every range parsed.
+    pub fn network_settings(&self) -> Result<NetworkSettings, ConfigError> {
+        let parse = |setting: &str, list: &[String]| -> Result<Vec<Cidr>, ConfigError> {
+            list.iter()
+                .map(|s| {
+                    Cidr::parse(s).ok_or_else(|| {
+                        err(setting, format!("'{s}' is not an IP address or CIDR range"))
+                    })
+                })
+                .collect()
+        };
+        let mut vnets = std::collections::HashMap::new();
+        for (name, ranges) in &self.network.virtual_networks {
+            vnets.insert(
+                name.clone(),
+                parse(&format!("network.virtual_networks.{name}"), ranges)?,
+            );
+        }
+        Ok(NetworkSettings {
+            trusted_proxies: parse("network.trusted_proxies", &self.network.trusted_proxies)?,
+            virtual_networks: vnets,
+        })
+    }
+
     pub fn public_port(&self) -> u16 {
         self.public_port.unwrap_or(self.listen.port())
     }
@@ -161,6 +214,26 @@ impl Config {
                 "token_lifetime_secs",
                 "must be between 300 and 86400 seconds",
             ));
+        }
+        self.network_settings()?;
+        for pe in &self.private_endpoints {
+            let setting = format!("private_endpoints.{}", pe.name);
+            if pe.listen == self.listen {
+                return Err(err(
+                    &setting,
+                    "must listen on another address than the public listener",
+                ));
+            }
+            if pe.tls_cert.is_some() != pe.tls_key.is_some() {
+                return Err(err(&setting, "tls_cert and tls_key go together"));
+            }
+            if let Some(key) = &pe.tls_key {
+                check_private(&format!("{setting}.tls_key"), key)?;
+            }
+            for v in &pe.vaults {
+                keyfort_core::names::check_vault_name(v)
+                    .map_err(|e| err(&setting, e.to_string()))?;
+            }
         }
         if self.sweep_interval_secs == 0 {
             return Err(err("sweep_interval_secs", "must be at least 1"));

@@ -173,6 +173,8 @@ pub async fn run(opts: DevOptions) -> Result<(), BoxError> {
         token_lifetime: 3600,
         sweep_interval: Duration::from_secs(60),
         clock: Arc::new(SystemClock),
+        network: Default::default(),
+        private_endpoints: vec![],
     };
     let (state, parts) = serve::open(setup).await?;
     let dev_state: DevState = if f.state.exists() {

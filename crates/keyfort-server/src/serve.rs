@@ -14,6 +14,7 @@ use keyfort_core::audit::{Auditor, FileSink};
 use keyfort_core::barrier::Barrier;
 use keyfort_core::clock::{Clock, SystemClock};
 use keyfort_core::identity::IssuerSettings;
+use keyfort_core::network::{Listener, NetworkSettings};
 use keyfort_crypto::SealingKey;
 use keyfort_store::cache::CachedStore;
 use keyfort_store::sqlite::SqliteStore;
@@ -35,6 +36,18 @@ pub struct Setup {
     pub token_lifetime: i64,
     pub sweep_interval: Duration,
     pub clock: Arc<dyn Clock>,
+    pub network: NetworkSettings,
+    pub private_endpoints: Vec<PrivateEndpoint>,
+}
+
+/// An extra listener that serves only the vaults attached to it.
+#[derive(Clone, Debug)]
+pub struct PrivateEndpoint {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub vaults: Vec<String>,
+    /// Its own certificate and key; the server's when `None`.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// Builds a [`Setup`] from a validated production configuration.
@@ -63,6 +76,17 @@ pub fn setup_from_config(config: &Config) -> Result<Setup, BoxError> {
         token_lifetime: config.token_lifetime_secs,
         sweep_interval: Duration::from_secs(config.sweep_interval_secs),
         clock: Arc::new(SystemClock),
+        network: config.network_settings()?,
+        private_endpoints: config
+            .private_endpoints
+            .iter()
+            .map(|pe| PrivateEndpoint {
+                name: pe.name.clone(),
+                listen: pe.listen,
+                vaults: pe.vaults.clone(),
+                tls: pe.tls_cert.clone().zip(pe.tls_key.clone()),
+            })
+            .collect(),
     })
 }
 
@@ -81,6 +105,7 @@ pub async fn open(setup: Setup) -> Result<(Arc<AppState>, ServeParts), BoxError>
     let state = Arc::new(AppState {
         kf,
         auditor,
+        network: setup.network,
         site: setup.site,
     });
     Ok((
@@ -90,6 +115,7 @@ pub async fn open(setup: Setup) -> Result<(Arc<AppState>, ServeParts), BoxError>
             tls_cert: setup.tls_cert,
             tls_key: setup.tls_key,
             sweep_interval: setup.sweep_interval,
+            private_endpoints: setup.private_endpoints,
         },
     ))
 }
@@ -100,14 +126,24 @@ pub struct ServeParts {
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
     pub sweep_interval: Duration,
+    pub private_endpoints: Vec<PrivateEndpoint>,
+}
+
+/// One listening socket.
+pub struct Listening {
+    pub name: String,
+    pub addr: SocketAddr,
+    handle: Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// A node serving in the background.
 pub struct Running {
+    /// The public listener's address.
     pub addr: SocketAddr,
-    pub handle: Handle<SocketAddr>,
     pub tls: RustlsConfig,
-    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The public listener first, then the private endpoints.
+    pub listeners: Vec<Listening>,
     sweeper: tokio::task::JoinHandle<()>,
 }
 
@@ -115,8 +151,12 @@ impl Running {
     /// Stops accepting, lets requests in flight finish (up to `grace`), and waits.
     pub async fn shutdown(self, grace: Duration) -> Result<(), BoxError> {
         self.sweeper.abort();
-        self.handle.graceful_shutdown(Some(grace));
-        self.task.await??;
+        for l in &self.listeners {
+            l.handle.graceful_shutdown(Some(grace));
+        }
+        for l in self.listeners {
+            l.task.await??;
+        }
         Ok(())
     }
 }
@@ -138,21 +178,62 @@ pub async fn spawn(state: Arc<AppState>, parts: ServeParts) -> Result<Running, B
                 parts.tls_key.display()
             )
         })?;
-    let handle: Handle<SocketAddr> = Handle::new();
-    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum_server::bind_rustls(parts.listen, tls.clone()).handle(handle.clone());
-    let task = tokio::spawn(async move { server.serve(app).await });
-    let addr = handle
-        .listening()
-        .await
-        .ok_or_else(|| format!("could not listen on {}", parts.listen))?;
+    let mut listeners = vec![
+        listen(
+            state.clone(),
+            Listener::Public,
+            "public",
+            parts.listen,
+            tls.clone(),
+        )
+        .await?,
+    ];
+    for pe in &parts.private_endpoints {
+        let pe_tls = match &pe.tls {
+            Some((cert, key)) => RustlsConfig::from_pem_file(cert, key).await.map_err(|e| {
+                format!(
+                    "private endpoint '{}': cannot load its certificate: {e}",
+                    pe.name
+                )
+            })?,
+            None => tls.clone(),
+        };
+        let listener = Listener::Private {
+            name: pe.name.clone(),
+            vaults: pe.vaults.clone(),
+        };
+        listeners.push(listen(state.clone(), listener, &pe.name, pe.listen, pe_tls).await?);
+    }
     let sweeper = tokio::spawn(sweep_forever(state, parts.sweep_interval));
     Ok(Running {
-        addr,
-        handle,
+        addr: listeners[0].addr,
         tls,
-        task,
+        listeners,
         sweeper,
+    })
+}
+
+/// Serves the router on one address, tagged with which listener it is.
+async fn listen(
+    state: Arc<AppState>,
+    listener: Listener,
+    name: &str,
+    addr: SocketAddr,
+    tls: RustlsConfig,
+) -> Result<Listening, BoxError> {
+    let handle: Handle<SocketAddr> = Handle::new();
+    let app = http::router(state, listener).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum_server::bind_rustls(addr, tls).handle(handle.clone());
+    let task = tokio::spawn(async move { server.serve(app).await });
+    let bound = handle
+        .listening()
+        .await
+        .ok_or_else(|| format!("could not listen on {addr} ({name})"))?;
+    Ok(Listening {
+        name: name.to_owned(),
+        addr: bound,
+        handle,
+        task,
     })
 }
 

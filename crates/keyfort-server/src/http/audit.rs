@@ -69,6 +69,10 @@ pub async fn audit_layer(
     req.extensions_mut().insert(slot.clone());
     let request_id = uuid::Uuid::new_v4().to_string();
     let correlation_id = sanitized_header(&req, "x-ms-client-request-id");
+    let client_ip = state
+        .network
+        .client_address(peer.ip(), super::request::forwarded_for(req.headers()))
+        .to_string();
 
     let mut response = next.run(req).await;
 
@@ -83,7 +87,7 @@ pub async fn audit_layer(
         object: info.object,
         result_type: if status < 400 { "Success" } else { "Failure" },
         http_status: status,
-        caller_ip: peer.ip().to_canonical().to_string(),
+        caller_ip: client_ip,
         identity: info.identity,
         authorization: info.authorization,
         reason: response

@@ -24,6 +24,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
 use keyfort_core::Keyfort;
 use keyfort_core::audit::Auditor;
+use keyfort_core::network::{Listener, NetworkSettings};
 
 /// Largest request body accepted (a restore of a 500-version backup fits).
 pub const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -96,9 +97,10 @@ pub struct AppState {
     pub kf: Arc<Keyfort>,
     pub auditor: Auditor,
     pub site: Site,
+    pub network: NetworkSettings,
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
+pub fn router(state: Arc<AppState>, listener: Listener) -> Router {
     let audited = Router::new()
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
@@ -117,6 +119,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_health", get(|| async { "ok" }))
         .merge(audited)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::Extension(listener))
         .with_state(state)
 }
 

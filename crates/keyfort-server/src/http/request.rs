@@ -168,6 +168,11 @@ pub async fn authenticate_management(
         .map_err(|e| Box::new(unauthorized(e.public_message())))
 }
 
+/// The `X-Forwarded-For` header, if any (believed only from trusted proxies).
+pub fn forwarded_for(headers: &HeaderMap) -> Option<&str> {
+    headers.get("x-forwarded-for").and_then(|h| h.to_str().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

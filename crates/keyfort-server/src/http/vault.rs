@@ -3,22 +3,25 @@
 //! bearer token, the authorization decision, and only then the body and the
 //! operation itself.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use keyfort_core::authz::{Authorized, Plane, scope_chain};
 use keyfort_core::identity::Caller;
 use keyfort_core::model::Vault;
+use keyfort_core::network::Listener;
 use keyfort_core::{Error, names};
 
 use super::AppState;
 use super::audit::AuditSlot;
 use super::error::ApiError;
 use super::rbac::RbacOp;
+use super::request::forwarded_for;
 use super::request::{authenticate, check_api_version, request_host, resolve_vault};
 use super::secrets::SecretOp;
 
@@ -121,11 +124,12 @@ async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Error>
 pub async fn data_plane(
     State(state): State<Arc<AppState>>,
     Extension(slot): Extension<AuditSlot>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    Extension(listener): Extension<Listener>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     // PIM approvals live at `/providers/...` with no scope: management, not a vault.
     if super::pim::is_approval_path(uri.path()) {
         return match read_body(body, 64 * 1024).await {
@@ -133,7 +137,20 @@ pub async fn data_plane(
             Err(e) => ApiError(e).into_response(),
         };
     }
-    match pipeline(&state, &slot, method, uri, headers, body).await {
+    let client = state
+        .network
+        .client_address(peer.ip(), forwarded_for(&headers));
+    match pipeline(
+        &state,
+        &slot,
+        (client, &listener),
+        method,
+        uri,
+        headers,
+        body,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(r) => r,
     }
@@ -142,6 +159,7 @@ pub async fn data_plane(
 async fn pipeline(
     state: &AppState,
     slot: &AuditSlot,
+    (client, listener): (IpAddr, &Listener),
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -152,6 +170,8 @@ async fn pipeline(
         .await
         .map_err(fail)?;
     slot.update(|i| i.vault = Some(vault.name.clone()));
+    // Network rules come first: a refused address learns nothing more.
+    keyfort_core::network::check(&vault, client, listener, &state.network).map_err(fail)?;
     let op = VaultOp::parse(&method, uri.path())
         .map_err(fail)?
         .ok_or_else(|| {

@@ -53,6 +53,15 @@ pub async fn start() -> Harness {
 }
 
 pub async fn start_with_clock(clock: Arc<dyn Clock>) -> Harness {
+    start_with(clock, Default::default(), |_| vec![]).await
+}
+
+/// A node with network settings and private endpoints (given the public port).
+pub async fn start_with(
+    clock: Arc<dyn Clock>,
+    network: keyfort_core::network::NetworkSettings,
+    private_endpoints: impl FnOnce(u16) -> Vec<keyfort_server::serve::PrivateEndpoint>,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let ca_pem = write_pki(dir.path(), "");
     let port = free_port();
@@ -72,6 +81,8 @@ pub async fn start_with_clock(clock: Arc<dyn Clock>) -> Harness {
         token_lifetime: 3600,
         sweep_interval: Duration::from_secs(3600),
         clock,
+        network,
+        private_endpoints: private_endpoints(port),
     };
     let (state, parts) = serve::open(setup).await.unwrap();
     let running = serve::spawn(state.clone(), parts).await.unwrap();
