@@ -75,6 +75,8 @@ class DevServer:
         out = self.data_dir.parent / f"{self.data_dir.name}-run{self.starts}.log"
         OUTPUTS.append(out)
         self._log = open(out, "wb")
+        # A dev.json left by the previous run must not be taken for readiness.
+        (self.data_dir / "dev.json").unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             [str(BIN), "dev", "--data-dir", str(self.data_dir), "--port", str(self.port), *self.extra],
             stdout=self._log,

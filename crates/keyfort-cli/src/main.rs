@@ -1,6 +1,7 @@
 //! The `keyfort` binary: `dev` and `server` run a node; every other command
 //! is a client of a running node.
 
+mod audit;
 mod client;
 mod connection;
 mod directory;
@@ -72,6 +73,9 @@ enum Command {
     /// Just-in-time access: policies, eligibility, activation and approval.
     #[command(subcommand)]
     Pim(pim::PimCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Sign in and cache tokens for later commands (a user with --username, or the client credentials).
     Login {
         #[command(flatten)]
@@ -123,6 +127,7 @@ fn main() -> ExitCode {
             Command::Vault(cmd) => vault::run(cmd).await,
             Command::Role(cmd) => role::run(cmd).await,
             Command::Pim(cmd) => pim::run(cmd).await,
+            Command::Audit(cmd) => audit::run(cmd).await,
             Command::Tenant(cmd) => directory::tenant(cmd).await,
             Command::Principal(cmd) => directory::principal(cmd).await,
             Command::User(cmd) => directory::user(cmd).await,

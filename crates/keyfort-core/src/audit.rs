@@ -1,14 +1,25 @@
 //! Audit records: one per request, allowed or refused. A record names the
 //! caller, the operation, the vault and object names, and the outcome; it
 //! never holds a secret value, key material, password or token.
+//!
+//! Records form a hash chain: each carries its `sequence`, the `previousHash`
+//! and its own `hash` (SHA-256 over the previous hash and the record's
+//! canonical JSON, keys sorted). Every `checkpoint_every` records a
+//! checkpoint record, signed with the server's token key, is added to the
+//! chain and its head is kept in the store, so a truncated log is detected
+//! too. [`verify`] finds the first record where an edit, a deletion, a
+//! reordering or a truncation breaks the chain.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::Path;
-use std::sync::Mutex;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use serde::Serialize;
+use serde_json::{Value, json};
 
+use crate::clock::Clock;
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -44,50 +55,191 @@ pub trait AuditSink: Send + Sync {
     fn write_line(&self, line: &[u8]) -> std::io::Result<()>;
 }
 
-/// Appends JSON lines to a file (created with mode 0600).
+/// Appends JSON lines to a file (mode 0600), rotating it by size: the full
+/// file becomes `{path}.{n}` and a new one starts; the chain runs on across files.
 pub struct FileSink {
-    file: Mutex<File>,
+    path: PathBuf,
+    max_bytes: u64,
+    file: Mutex<(File, u64)>,
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let file = opts.open(path)?;
+    // An existing file keeps its mode on open: tighten it too.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(file)
+}
+
+/// The log files of `path`, oldest first: `{path}.1`, `{path}.2`, ..., `{path}`.
+pub fn log_files(path: &Path) -> Vec<PathBuf> {
+    let mut rotated: Vec<(u64, PathBuf)> = Vec::new();
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        && let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
+    {
+        for e in entries.flatten() {
+            let fname = e.file_name().to_string_lossy().to_string();
+            if let Some(n) = fname
+                .strip_prefix(&format!("{name}."))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                rotated.push((n, e.path()));
+            }
+        }
+    }
+    rotated.sort();
+    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    if path.exists() {
+        files.push(path.to_path_buf());
+    }
+    files
 }
 
 impl FileSink {
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let mut opts = OpenOptions::new();
-        opts.create(true).append(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let file = opts.open(path)?;
-        // An existing file keeps its mode on open: tighten it too.
-        #[cfg(unix)]
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        Self::with_rotation(path, 64 * 1024 * 1024)
+    }
+
+    pub fn with_rotation(path: &Path, max_bytes: u64) -> std::io::Result<Self> {
+        let file = open_append(path)?;
+        let size = file.metadata()?.len();
         Ok(FileSink {
-            file: Mutex::new(file),
+            path: path.to_path_buf(),
+            max_bytes,
+            file: Mutex::new((file, size)),
         })
+    }
+
+    fn rotate(&self, state: &mut (File, u64)) -> std::io::Result<()> {
+        let next = log_files(&self.path).len() as u64; // rotated ones plus the current
+        std::fs::rename(
+            &self.path,
+            self.path.with_file_name(format!(
+                "{}.{next}",
+                self.path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("audit.jsonl")
+            )),
+        )?;
+        *state = (open_append(&self.path)?, 0);
+        Ok(())
     }
 }
 
 impl AuditSink for FileSink {
     fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
-        let mut f = self
+        let mut state = self
             .file
             .lock()
             .map_err(|_| std::io::Error::other("audit file lock poisoned"))?;
+        if state.1 > 0 && state.1 + line.len() as u64 > self.max_bytes {
+            self.rotate(&mut state)?;
+        }
         // One write call per record keeps records whole under concurrency.
-        f.write_all(line)
+        state.0.write_all(line)?;
+        state.1 += line.len() as u64;
+        Ok(())
     }
 }
 
-/// Writes each record to every sink; fails only if no sink took it.
+/// Writes records to standard output (for a log collector).
+pub struct StdoutSink;
+
+impl AuditSink for StdoutSink {
+    fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(line)?;
+        out.flush()
+    }
+}
+
+/// SHA-256 (hex) over the previous hash and the canonical JSON of a record
+/// without its `hash` (serde_json sorts object keys).
+pub fn chain_hash(previous: &str, record: &Value) -> String {
+    let mut buf = previous.as_bytes().to_vec();
+    buf.push(b'\n');
+    buf.extend_from_slice(&serde_json::to_vec(record).unwrap_or_default());
+    keyfort_crypto::digest::sha256(&buf)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The hash every chain starts from.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+type Sign = Box<dyn Fn(&Value) -> Option<String> + Send + Sync>;
+type Persist = Box<dyn Fn(u64, String) + Send + Sync>;
+
+struct Chain {
+    sequence: u64,
+    head: String,
+}
+
+/// Writes each record to every sink, chained; fails only if no sink took it.
 pub struct Auditor {
     sinks: Vec<Box<dyn AuditSink>>,
+    chain: Mutex<Chain>,
+    checkpoint_every: u64,
+    signer: OnceLock<Sign>,
+    persist_head: OnceLock<Persist>,
+    healthy: AtomicBool,
 }
 
 impl Auditor {
-    pub fn new(sinks: Vec<Box<dyn AuditSink>>) -> Self {
-        Auditor { sinks }
+    /// `resume` is the (sequence, hash) of the last record already written.
+    pub fn new(sinks: Vec<Box<dyn AuditSink>>, resume: Option<(u64, String)>) -> Self {
+        let (sequence, head) = resume.unwrap_or((0, GENESIS.to_string()));
+        Auditor {
+            sinks,
+            chain: Mutex::new(Chain { sequence, head }),
+            checkpoint_every: 100,
+            signer: OnceLock::new(),
+            persist_head: OnceLock::new(),
+            healthy: AtomicBool::new(true),
+        }
     }
 
-    pub fn record(&self, record: &AuditRecord) -> Result<()> {
-        let mut line = serde_json::to_vec(record)?;
+    pub fn with_checkpoint_every(mut self, n: u64) -> Self {
+        self.checkpoint_every = n.max(1);
+        self
+    }
+
+    /// How checkpoints are signed (the server's token key) and where their
+    /// head is kept (the store).
+    pub fn set_checkpointing(&self, sign: Sign, persist: Persist) {
+        let _ = self.signer.set(sign);
+        let _ = self.persist_head.set(persist);
+    }
+
+    /// Refuses new requests while no sink can take a record. After a failure
+    /// each call probes the sinks with a chained `sinkCheck` record, so the
+    /// server recovers by itself once a sink works again.
+    pub fn preflight(&self) -> Result<()> {
+        if self.healthy.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut chain = self.chain.lock().map_err(|_| unavailable())?;
+        self.append(&mut chain, json!({ "type": "sinkCheck", "time": crate::clock::rfc3339(crate::clock::SystemClock.now()) }))
+    }
+
+    /// Appends one chained line to every sink.
+    fn append(&self, chain: &mut Chain, mut value: Value) -> Result<()> {
+        let sequence = chain.sequence + 1;
+        value["sequence"] = json!(sequence);
+        value["previousHash"] = json!(chain.head);
+        let hash = chain_hash(&chain.head, &value);
+        value["hash"] = json!(hash);
+        let mut line = serde_json::to_vec(&value)?;
         line.push(b'\n');
         let written = self
             .sinks
@@ -95,43 +247,352 @@ impl Auditor {
             .filter(|s| s.write_line(&line).is_ok())
             .count();
         if written == 0 {
-            return Err(Error::Unavailable(
-                "The request could not be recorded in the audit log, so it was not performed. Check the audit sinks.".into(),
-            ));
+            self.healthy.store(false, Ordering::SeqCst);
+            return Err(unavailable());
+        }
+        self.healthy.store(true, Ordering::SeqCst);
+        chain.sequence = sequence;
+        chain.head = hash;
+        Ok(())
+    }
+
+    pub fn record(&self, record: &AuditRecord) -> Result<()> {
+        let mut chain = self.chain.lock().map_err(|_| unavailable())?;
+        self.append(&mut chain, serde_json::to_value(record)?)?;
+        if chain.sequence % self.checkpoint_every == 0
+            && let Some(sign) = self.signer.get()
+        {
+            let covers = chain.sequence;
+            let head = chain.head.clone();
+            let signature = sign(&json!({ "sequence": covers, "hash": head }));
+            let checkpoint = json!({
+                "type": "checkpoint",
+                "time": record.time,
+                "checkpoint": { "coversSequence": covers, "headHash": head, "signature": signature },
+            });
+            self.append(&mut chain, checkpoint)?;
+            if let Some(persist) = self.persist_head.get() {
+                persist(chain.sequence, chain.head.clone());
+            }
         }
         Ok(())
     }
+
+    /// The (sequence, hash) of the last record written.
+    pub fn head(&self) -> (u64, String) {
+        let c = self.chain.lock().expect("audit chain lock");
+        (c.sequence, c.head.clone())
+    }
+}
+
+fn unavailable() -> Error {
+    Error::Unavailable("The request could not be recorded in the audit log, so it was refused. Check the audit sinks (disk space, permissions).".into())
+}
+
+/// The (sequence, hash) of the last record in the log files of `path`.
+pub fn resume_point(path: &Path) -> Option<(u64, String)> {
+    for file in log_files(path).iter().rev() {
+        let last = BufReader::new(File::open(file).ok()?)
+            .lines()
+            .map_while(|l| l.ok())
+            .filter(|l| !l.trim().is_empty())
+            .last();
+        if let Some(line) = last {
+            let v: Value = serde_json::from_str(&line).ok()?;
+            return Some((v["sequence"].as_u64()?, v["hash"].as_str()?.to_owned()));
+        }
+    }
+    None
+}
+
+/// Checks a checkpoint signature over (sequence, head hash).
+pub type SignatureCheck<'a> = &'a dyn Fn(&str, u64, &str) -> bool;
+
+/// Where a chain breaks.
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Break {
+    pub file: String,
+    pub line: usize,
+    pub sequence: Option<u64>,
+    pub problem: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    pub records: u64,
+    pub last_sequence: u64,
+    pub last_hash: String,
+    pub checkpoints: u64,
+    pub signatures_checked: bool,
+    pub first_break: Option<Break>,
+}
+
+/// Verifies the chain across `files` (oldest first). `check_signature`, when
+/// given, checks each checkpoint's signature over its sequence and hash.
+/// `expected_head`, when given (from the store), detects a truncated tail.
+pub fn verify(
+    files: &[PathBuf],
+    check_signature: Option<SignatureCheck<'_>>,
+    expected_head: Option<(u64, String)>,
+) -> Verification {
+    let mut v = Verification {
+        records: 0,
+        last_sequence: 0,
+        last_hash: GENESIS.into(),
+        checkpoints: 0,
+        signatures_checked: check_signature.is_some(),
+        first_break: None,
+    };
+    let mut head = GENESIS.to_string();
+    let mut expected_seq: Option<u64> = None;
+    for file in files {
+        let name = file.display().to_string();
+        let Ok(f) = File::open(file) else {
+            v.first_break = Some(Break {
+                file: name,
+                line: 0,
+                sequence: None,
+                problem: "the file cannot be read".into(),
+            });
+            return v;
+        };
+        for (i, line) in BufReader::new(f).lines().enumerate() {
+            let brk = |seq: Option<u64>, problem: String| {
+                Some(Break {
+                    file: name.clone(),
+                    line: i + 1,
+                    sequence: seq,
+                    problem,
+                })
+            };
+            let Ok(line) = line else {
+                v.first_break = brk(None, "the line is not text".into());
+                return v;
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let Ok(mut rec) = serde_json::from_str::<Value>(&line) else {
+                v.first_break = brk(None, "the line is not a JSON record (edited or cut)".into());
+                return v;
+            };
+            let seq = rec["sequence"].as_u64();
+            let stated = rec
+                .as_object_mut()
+                .and_then(|o| o.remove("hash"))
+                .and_then(|h| h.as_str().map(str::to_owned));
+            let (Some(seq), Some(stated)) = (seq, stated) else {
+                v.first_break = brk(seq, "the record has no sequence or hash".into());
+                return v;
+            };
+            if let Some(want) = expected_seq
+                && seq != want
+            {
+                let problem = if seq > want {
+                    format!("records {want} to {} are missing (deleted)", seq - 1)
+                } else {
+                    format!(
+                        "sequence {seq} comes after {} (reordered or duplicated)",
+                        want - 1
+                    )
+                };
+                v.first_break = brk(Some(seq), problem);
+                return v;
+            }
+            if rec["previousHash"].as_str() != Some(head.as_str()) {
+                v.first_break = brk(Some(seq), "previousHash does not match the record before it (a record was removed, reordered or edited)".into());
+                return v;
+            }
+            if chain_hash(&head, &rec) != stated {
+                v.first_break = brk(
+                    Some(seq),
+                    "the record's content does not match its hash (edited)".into(),
+                );
+                return v;
+            }
+            if rec["type"] == "checkpoint" {
+                v.checkpoints += 1;
+                let covers = rec["checkpoint"]["coversSequence"].as_u64().unwrap_or(0);
+                let head_hash = rec["checkpoint"]["headHash"].as_str().unwrap_or_default();
+                if covers != seq - 1 || head_hash != head {
+                    v.first_break = brk(
+                        Some(seq),
+                        "the checkpoint does not cover the record before it".into(),
+                    );
+                    return v;
+                }
+                if let Some(check) = check_signature {
+                    let sig = rec["checkpoint"]["signature"].as_str().unwrap_or_default();
+                    if !check(sig, covers, head_hash) {
+                        v.first_break = brk(
+                            Some(seq),
+                            "the checkpoint's signature is not the server's".into(),
+                        );
+                        return v;
+                    }
+                }
+            }
+            if let Some((head_seq, head_hash)) = &expected_head
+                && seq == *head_seq
+                && stated != *head_hash
+            {
+                v.first_break = brk(Some(seq), "the record differs from the one the server checkpointed (the log was cut and rewritten)".into());
+                return v;
+            }
+            head = stated;
+            expected_seq = Some(seq + 1);
+            v.records += 1;
+            v.last_sequence = seq;
+            v.last_hash = head.clone();
+        }
+    }
+    if let Some((seq, _)) = expected_head
+        && v.last_sequence < seq
+    {
+        v.first_break = Some(Break {
+            file: files
+                .last()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default(),
+            line: 0,
+            sequence: Some(v.last_sequence + 1),
+            problem: format!(
+                "the log ends at record {} but the server checkpointed record {seq}: it was truncated",
+                v.last_sequence
+            ),
+        });
+    }
+    v
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn file_sink_appends_json_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let auditor = Auditor::new(vec![Box::new(FileSink::open(&path).unwrap())]);
-        let rec = AuditRecord {
-            operation_name: "SecretGet".into(),
-            http_status: 200,
-            result_type: "Success",
-            ..Default::default()
-        };
-        auditor.record(&rec).unwrap();
-        auditor.record(&rec).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 2);
-        let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-        assert_eq!(v["operationName"], "SecretGet");
+    fn write(dir: &Path, n: usize, rotate_at: u64) -> PathBuf {
+        let path = dir.join("audit.jsonl");
+        let auditor = Auditor::new(
+            vec![Box::new(FileSink::with_rotation(&path, rotate_at).unwrap())],
+            None,
+        )
+        .with_checkpoint_every(4);
+        auditor.set_checkpointing(
+            Box::new(|v| Some(format!("sig:{}", v["sequence"]))),
+            Box::new(|_, _| {}),
+        );
+        for i in 0..n {
+            let rec = AuditRecord {
+                operation_name: format!("Op{i}"),
+                http_status: 200,
+                result_type: "Success",
+                ..Default::default()
+            };
+            auditor.record(&rec).unwrap();
+        }
+        path
+    }
+
+    fn rewrite(path: &Path, f: impl FnOnce(&mut Vec<String>)) {
+        let mut lines: Vec<String> = std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        f(&mut lines);
+        std::fs::write(path, lines.join("\n") + "\n").unwrap();
+    }
+
+    struct Flaky(std::sync::Arc<AtomicBool>, Mutex<Vec<u8>>);
+    impl AuditSink for Flaky {
+        fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
+            if self.0.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.1.lock().unwrap().extend_from_slice(line);
+            Ok(())
+        }
     }
 
     #[test]
-    fn no_sink_means_refusal() {
-        assert!(
-            Auditor::new(vec![])
-                .record(&AuditRecord::default())
-                .is_err()
+    fn fails_closed_and_recovers() {
+        let broken = std::sync::Arc::new(AtomicBool::new(false));
+        let auditor = Auditor::new(
+            vec![Box::new(Flaky(broken.clone(), Mutex::new(vec![])))],
+            None,
         );
+        let rec = AuditRecord {
+            operation_name: "SecretSet".into(),
+            ..Default::default()
+        };
+        auditor.record(&rec).unwrap();
+        broken.store(true, Ordering::SeqCst);
+        assert!(matches!(auditor.record(&rec), Err(Error::Unavailable(_))));
+        assert!(
+            auditor.preflight().is_err(),
+            "nothing runs while no sink works"
+        );
+        assert_eq!(
+            auditor.head().0,
+            1,
+            "a failed record does not advance the chain"
+        );
+        broken.store(false, Ordering::SeqCst);
+        auditor.preflight().unwrap();
+        auditor.record(&rec).unwrap();
+        assert_eq!(
+            auditor.head().0,
+            3,
+            "the sink check and the record are chained"
+        );
+    }
+
+    #[test]
+    fn an_intact_chain_verifies_across_rotated_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), 20, 2000);
+        let files = log_files(&path);
+        assert!(files.len() > 1, "rotation happened");
+        let sig = |s: &str, seq: u64, _: &str| s == format!("sig:{seq}");
+        let v = verify(&files, Some(&sig), None);
+        assert_eq!(v.first_break, None);
+        assert!(v.checkpoints >= 5, "a checkpoint every 4 sequence numbers");
+        assert_eq!(v.records, 20 + v.checkpoints);
+        assert_eq!(resume_point(&path).unwrap().0, v.last_sequence);
+    }
+
+    #[test]
+    fn edits_deletions_reordering_and_truncation_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), 10, u64::MAX);
+        let head = resume_point(&path).unwrap();
+        let check = |f: &dyn Fn(&mut Vec<String>), problem: &str, at: Option<u64>| {
+            let copy = dir.path().join("copy.jsonl");
+            std::fs::copy(&path, &copy).unwrap();
+            rewrite(&copy, |l| f(l));
+            let v = verify(std::slice::from_ref(&copy), None, Some(head.clone()));
+            let b = v
+                .first_break
+                .unwrap_or_else(|| panic!("{problem} not detected"));
+            assert_eq!(b.sequence, at, "{problem}: {b:?}");
+        };
+        check(&|l| l[2] = l[2].replace("Op2", "Op9"), "edit", Some(3));
+        check(
+            &|l| {
+                l.remove(3);
+            },
+            "deletion",
+            Some(5),
+        );
+        check(&|l| l.swap(1, 2), "reordering", Some(3));
+        check(
+            &|l| {
+                l.truncate(6);
+            },
+            "truncation",
+            Some(7),
+        );
+        check(&|l| l[0] = "{not json".into(), "garbage", None);
     }
 }

@@ -103,6 +103,24 @@ impl Keyfort {
         Ok(tenant)
     }
 
+    /// Keeps the audit chain's head (after a checkpoint) in the store, so a
+    /// truncated log can be told from a complete one.
+    pub async fn save_audit_head(&self, sequence: u64, hash: String) -> Result<()> {
+        let key = "sys/audit/head";
+        let sealed = self.barrier.seal_json(key, &(sequence, hash)).await?;
+        self.barrier
+            .commit(keyfort_store::Batch::new().put(key, sealed))
+            .await
+    }
+
+    pub async fn audit_head(&self) -> Result<Option<(u64, String)>> {
+        Ok(self
+            .barrier
+            .get::<(u64, String)>("sys/audit/head")
+            .await?
+            .map(|s| s.value))
+    }
+
     /// Purges a soft-deleted vault of `tenant_id`, refused under purge
     /// protection until its scheduled purge date.
     pub async fn purge_vault(&self, tenant_id: &str, name: &str) -> Result<()> {

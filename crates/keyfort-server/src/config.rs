@@ -85,6 +85,15 @@ pub struct AuditConfig {
     /// JSON-lines audit file; defaults to `{data_dir}/audit.jsonl`.
     #[serde(default)]
     pub file: Option<PathBuf>,
+    /// Also write every record to standard output.
+    #[serde(default)]
+    pub stdout: bool,
+    /// Rotate the file when it would grow past this many bytes.
+    #[serde(default)]
+    pub max_file_bytes: Option<u64>,
+    /// A signed checkpoint after this many records.
+    #[serde(default)]
+    pub checkpoint_every: Option<u64>,
 }
 
 fn default_suffix() -> String {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use keyfort_core::Keyfort;
-use keyfort_core::audit::{Auditor, FileSink};
+use keyfort_core::audit::{AuditSink, Auditor, FileSink, StdoutSink};
 use keyfort_core::barrier::Barrier;
 use keyfort_core::clock::{Clock, SystemClock};
 use keyfort_core::identity::IssuerSettings;
@@ -33,6 +33,9 @@ pub struct Setup {
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
     pub audit_file: PathBuf,
+    pub audit_stdout: bool,
+    pub audit_max_file_bytes: u64,
+    pub audit_checkpoint_every: u64,
     pub token_lifetime: i64,
     pub sweep_interval: Duration,
     pub clock: Arc<dyn Clock>,
@@ -73,6 +76,9 @@ pub fn setup_from_config(config: &Config) -> Result<Setup, BoxError> {
             .file
             .clone()
             .unwrap_or_else(|| config.data_dir.join("audit.jsonl")),
+        audit_stdout: config.audit.stdout,
+        audit_max_file_bytes: config.audit.max_file_bytes.unwrap_or(64 * 1024 * 1024),
+        audit_checkpoint_every: config.audit.checkpoint_every.unwrap_or(100),
         token_lifetime: config.token_lifetime_secs,
         sweep_interval: Duration::from_secs(config.sweep_interval_secs),
         clock: Arc::new(SystemClock),
@@ -101,11 +107,32 @@ pub async fn open(setup: Setup) -> Result<(Arc<AppState>, ServeParts), BoxError>
         token_lifetime: setup.token_lifetime,
     };
     let kf = Arc::new(Keyfort::open(barrier, setup.clock, issuer).await?);
-    let auditor = Auditor::new(vec![Box::new(FileSink::open(&setup.audit_file)?)]);
+    let mut sinks: Vec<Box<dyn AuditSink>> = vec![Box::new(FileSink::with_rotation(
+        &setup.audit_file,
+        setup.audit_max_file_bytes,
+    )?)];
+    if setup.audit_stdout {
+        sinks.push(Box::new(StdoutSink));
+    }
+    let auditor = Auditor::new(sinks, keyfort_core::audit::resume_point(&setup.audit_file))
+        .with_checkpoint_every(setup.audit_checkpoint_every);
+    let (signer, keeper) = (kf.clone(), kf.clone());
+    auditor.set_checkpointing(
+        Box::new(move |claims| signer.identity.sign_checkpoint(claims)),
+        Box::new(move |sequence, hash| {
+            let kf = keeper.clone();
+            tokio::spawn(async move {
+                if let Err(e) = kf.save_audit_head(sequence, hash).await {
+                    tracing::error!(error = %e, "could not keep the audit chain head");
+                }
+            });
+        }),
+    );
     let state = Arc::new(AppState {
         kf,
         auditor,
         network: setup.network,
+        audit_file: setup.audit_file.clone(),
         site: setup.site,
     });
     Ok((

@@ -493,6 +493,20 @@ impl Identity {
         })
     }
 
+    /// Signs an audit checkpoint (sequence and head hash) with the token key.
+    pub fn sign_checkpoint(&self, claims: &serde_json::Value) -> Option<String> {
+        self.signer.sign(claims).ok()
+    }
+
+    /// True when `signature` is this server's signature over (`sequence`, `hash`).
+    pub fn verify_checkpoint(&self, signature: &str, sequence: u64, hash: &str) -> bool {
+        self.signer
+            .verify::<serde_json::Value>(signature)
+            .is_ok_and(|c| {
+                c["sequence"].as_u64() == Some(sequence) && c["hash"].as_str() == Some(hash)
+            })
+    }
+
     pub fn jwks(&self) -> serde_json::Value {
         serde_json::json!({ "keys": [self.signer.jwk()] })
     }

@@ -74,6 +74,11 @@ pub async fn audit_layer(
         .client_address(peer.ip(), super::request::forwarded_for(req.headers()))
         .to_string();
 
+    // Fail closed: while no sink can record, nothing runs.
+    if let Err(e) = state.auditor.preflight() {
+        tracing::error!("audit sinks are failing; refusing the request");
+        return ApiError(e).into_response();
+    }
     let mut response = next.run(req).await;
 
     let info = slot.take();

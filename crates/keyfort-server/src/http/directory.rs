@@ -8,6 +8,7 @@
 //! - `GET|POST /keyfort/tenants/{tenant}/principals`, `DELETE .../principals/{id}`,
 //!   `POST .../principals/{id}/credentials` (`{"type": "secret"}` or `{"type": "certificate", "certificate": PEM}`)
 //! - `GET|POST /keyfort/tenants/{tenant}/users`, `DELETE .../users/{id}`, `POST .../users/{id}/reset-totp`
+//! - `GET /keyfort/audit/verify` (operators): the server verifies its own audit trail
 
 use std::sync::Arc;
 
@@ -166,6 +167,14 @@ async fn run(
     let op = |name: &'static str| slot.update(|i| i.operation = Some(name));
     let created = |v: Value| (StatusCode::CREATED, Json(v)).into_response();
     Ok(match (method.as_str(), &segs[1..]) {
+        ("GET", ["audit", "verify"]) => {
+            op("AuditVerify");
+            require_operator(state, slot, caller).await?;
+            let files = keyfort_core::audit::log_files(&state.audit_file);
+            let head = state.kf.audit_head().await?;
+            let check = |sig: &str, seq: u64, hash: &str| id.verify_checkpoint(sig, seq, hash);
+            Json(keyfort_core::audit::verify(&files, Some(&check), head)).into_response()
+        }
         ("GET", ["tenants"]) => {
             op("TenantList");
             require_operator(state, slot, caller).await?;

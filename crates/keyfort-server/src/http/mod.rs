@@ -98,6 +98,8 @@ pub struct AppState {
     pub auditor: Auditor,
     pub site: Site,
     pub network: NetworkSettings,
+    /// The audit file (its rotated predecessors sit beside it).
+    pub audit_file: std::path::PathBuf,
 }
 
 pub fn router(state: Arc<AppState>, listener: Listener) -> Router {
