@@ -1,6 +1,7 @@
 //! The `keyfort` binary: `dev` and `server` run a node; every other command
 //! is a client of a running node.
 
+mod advisor;
 mod audit;
 mod client;
 mod connection;
@@ -73,6 +74,8 @@ enum Command {
     /// Just-in-time access: policies, eligibility, activation and approval.
     #[command(subcommand)]
     Pim(pim::PimCommand),
+    /// Check vaults against the Key Vault best practices.
+    Advisor(advisor::AdvisorArgs),
     /// The audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -128,6 +131,7 @@ fn main() -> ExitCode {
             Command::Role(cmd) => role::run(cmd).await,
             Command::Pim(cmd) => pim::run(cmd).await,
             Command::Audit(cmd) => audit::run(cmd).await,
+            Command::Advisor(args) => advisor::run(args).await,
             Command::Tenant(cmd) => directory::tenant(cmd).await,
             Command::Principal(cmd) => directory::principal(cmd).await,
             Command::User(cmd) => directory::user(cmd).await,

@@ -64,6 +64,12 @@ pub enum VaultCommand {
         /// Enabled or Disabled.
         #[arg(long)]
         public_network_access: Option<String>,
+        /// Network rules: Allow or Deny for addresses no rule names.
+        #[arg(long)]
+        default_action: Option<String>,
+        /// An address or CIDR range allowed through (repeatable); replaces the rules.
+        #[arg(long = "ip-rule")]
+        ip_rules: Vec<String>,
     },
     /// Soft-delete a vault with everything in it.
     Delete {
@@ -227,6 +233,8 @@ pub async fn run(cmd: VaultCommand) -> Result<(), Box<dyn std::error::Error + Se
             tags,
             enable_purge_protection,
             public_network_access,
+            default_action,
+            ip_rules,
         } => {
             let mut c = Client::new(conn.resolve()?)?;
             let sub = c.subscription_id()?;
@@ -239,6 +247,15 @@ pub async fn run(cmd: VaultCommand) -> Result<(), Box<dyn std::error::Error + Se
             }
             if let Some(p) = public_network_access {
                 body["properties"]["publicNetworkAccess"] = json!(p);
+            }
+            if default_action.is_some() || !ip_rules.is_empty() {
+                let rules: Vec<Value> = ip_rules.iter().map(|r| json!({ "value": r })).collect();
+                body["properties"]["networkAcls"] = json!({
+                    "defaultAction": default_action.unwrap_or_else(|| "Deny".into()),
+                    "bypass": "None",
+                    "ipRules": rules,
+                    "virtualNetworkRules": [],
+                });
             }
             let v = c
                 .management(

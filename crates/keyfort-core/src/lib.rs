@@ -3,6 +3,7 @@
 //! records and backups. The HTTP layer maps requests onto [`Keyfort`] and
 //! renders what it returns; a unit test can drive all of it without a socket.
 
+pub mod advisor;
 pub mod audit;
 pub mod authz;
 pub mod backup;

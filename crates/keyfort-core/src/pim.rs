@@ -102,13 +102,7 @@ impl Keyfort {
             ));
         }
         for a in &policy.approvers {
-            if self
-                .identity
-                .principal_by_object_id(&policy.tenant_id, a)
-                .await?
-                .is_none()
-                && self.identity.user(&policy.tenant_id, a).await?.is_none()
-            {
+            if !self.identity.has_object(&policy.tenant_id, a).await? {
                 return Err(Error::bad(format!(
                     "Approver {} is not a principal or user of this tenant.",
                     names::printable(a)
@@ -147,13 +141,7 @@ impl Keyfort {
                     names::printable(role_definition_id)
                 ))
             })?;
-        if self
-            .identity
-            .principal_by_object_id(tenant_id, principal_id)
-            .await?
-            .is_none()
-            && self.identity.user(tenant_id, principal_id).await?.is_none()
-        {
+        if !self.identity.has_object(tenant_id, principal_id).await? {
             return Err(Error::bad(format!(
                 "{} is not a principal or user of this tenant.",
                 names::printable(principal_id)

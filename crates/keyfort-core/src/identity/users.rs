@@ -84,6 +84,15 @@ impl Identity {
         ))
     }
 
+    /// True when `object_id` is a principal or a user of the tenant.
+    pub async fn has_object(&self, tenant_id: &str, object_id: &str) -> Result<bool> {
+        Ok(self
+            .principal_by_object_id(tenant_id, object_id)
+            .await?
+            .is_some()
+            || self.user(tenant_id, object_id).await?.is_some())
+    }
+
     pub async fn users(&self, tenant_id: &str) -> Result<Vec<User>> {
         Ok(self
             .barrier

@@ -9,6 +9,7 @@
 //!   `POST .../principals/{id}/credentials` (`{"type": "secret"}` or `{"type": "certificate", "certificate": PEM}`)
 //! - `GET|POST /keyfort/tenants/{tenant}/users`, `DELETE .../users/{id}`, `POST .../users/{id}/reset-totp`
 //! - `GET /keyfort/audit/verify` (operators): the server verifies its own audit trail
+//! - `GET /keyfort/advisor[?vault=NAME]`: best-practice findings for the caller's tenant
 
 use std::sync::Arc;
 
@@ -27,6 +28,33 @@ use super::AppState;
 use super::audit::AuditSlot;
 use super::error::ApiError;
 use super::request::authenticate_management;
+
+/// Which applications called each vault, from the last records of the audit log.
+fn recent_callers(audit_file: &std::path::Path) -> keyfort_core::advisor::Observations {
+    use std::collections::{BTreeMap, BTreeSet};
+    let text = std::fs::read_to_string(audit_file).unwrap_or_default();
+    let mut by_vault: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in text.lines().rev().take(20_000) {
+        let Ok(r) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if let (Some(v), Some(app)) = (r["vault"].as_str(), r["identity"]["appId"].as_str())
+            && r["httpStatus"].as_u64().is_some_and(|s| s < 400)
+            && !app.is_empty()
+        {
+            by_vault
+                .entry(v.to_owned())
+                .or_default()
+                .insert(app.to_owned());
+        }
+    }
+    keyfort_core::advisor::Observations {
+        callers_by_vault: by_vault
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().collect()))
+            .collect(),
+    }
+}
 
 fn tenant_json(t: &Tenant) -> Value {
     json!({ "id": t.id, "displayName": t.display_name, "subscriptionId": t.subscription_id, "created": t.created })
@@ -148,7 +176,17 @@ pub async fn directory(
         Err(r) => return *r,
     };
     slot.set_caller(&caller);
-    match run(&state, &slot, &caller, &method, uri.path(), &body).await {
+    match run(
+        &state,
+        &slot,
+        &caller,
+        &method,
+        uri.path(),
+        uri.query(),
+        &body,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => ApiError(e).into_response(),
     }
@@ -160,6 +198,7 @@ async fn run(
     caller: &Caller,
     method: &Method,
     path: &str,
+    query: Option<&str>,
     body: &[u8],
 ) -> Result<Response, Error> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -167,6 +206,28 @@ async fn run(
     let op = |name: &'static str| slot.update(|i| i.operation = Some(name));
     let created = |v: Value| (StatusCode::CREATED, Json(v)).into_response();
     Ok(match (method.as_str(), &segs[1..]) {
+        ("GET", ["advisor"]) => {
+            op("Advisor");
+            authorize_in_tenant(
+                state,
+                slot,
+                caller,
+                &caller.tenant_id,
+                "Microsoft.KeyVault/vaults/read",
+            )
+            .await?;
+            let vault = query
+                .into_iter()
+                .flat_map(|q| q.split('&'))
+                .find_map(|kv| kv.strip_prefix("vault="))
+                .map(str::to_owned);
+            let seen = recent_callers(&state.audit_file);
+            let findings = state
+                .kf
+                .advise(&caller.tenant_id, vault.as_deref(), &seen)
+                .await?;
+            Json(json!({ "value": findings })).into_response()
+        }
         ("GET", ["audit", "verify"]) => {
             op("AuditVerify");
             require_operator(state, slot, caller).await?;

@@ -331,15 +331,9 @@ pub async fn run(
                 .get("principalId")
                 .and_then(Value::as_str)
                 .ok_or_else(|| Error::bad("'properties.principalId' is required."))?;
-            if state
-                .kf
-                .identity
-                .principal_by_object_id(tenant, principal_id)
-                .await?
-                .is_none()
-            {
+            if !state.kf.identity.has_object(tenant, principal_id).await? {
                 return Err(Error::bad(format!(
-                    "Principal {} does not exist in this vault's tenant.",
+                    "{} is not a principal or user of this vault's tenant.",
                     names::printable(principal_id)
                 )));
             }

@@ -1,0 +1,224 @@
+//! The best-practice advisor: checks each vault of a tenant against the Azure
+//! Key Vault best practices and says, for each finding, how bad it is, what
+//! shows it, and the command that fixes it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::Keyfort;
+use crate::Result;
+use crate::authz::scope_chain;
+use crate::model::Vault;
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    High,
+    Medium,
+    Low,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    pub vault: String,
+    pub severity: Severity,
+    pub check: &'static str,
+    pub evidence: String,
+    pub fix: String,
+}
+
+/// Facts the advisor cannot read from the store: which applications called
+/// each vault recently (from the audit trail).
+#[derive(Default)]
+pub struct Observations {
+    pub callers_by_vault: BTreeMap<String, Vec<String>>,
+}
+
+/// More distinct applications than this on one vault suggests a shared vault.
+const SHARED_CALLERS: usize = 3;
+const TAGS_APP: &[&str] = &["app", "application"];
+const TAGS_ENV: &[&str] = &["env", "environment"];
+
+fn has_tag(v: &Vault, names: &[&str]) -> bool {
+    v.tags
+        .keys()
+        .any(|k| names.iter().any(|n| k.eq_ignore_ascii_case(n)))
+}
+
+impl Keyfort {
+    /// Findings for the live vaults of `tenant_id` (or only `vault`).
+    pub async fn advise(
+        &self,
+        tenant_id: &str,
+        vault: Option<&str>,
+        seen: &Observations,
+    ) -> Result<Vec<Finding>> {
+        let mut out = Vec::new();
+        let vaults: Vec<Vault> = self
+            .vaults
+            .list()
+            .await?
+            .into_iter()
+            .filter(|v| {
+                v.tenant_id == tenant_id && vault.is_none_or(|n| v.name.eq_ignore_ascii_case(n))
+            })
+            .collect();
+        let assignments = self.authz.assignments(tenant_id).await?;
+        let users = self.identity.users(tenant_id).await?;
+        let now = self.clock.now();
+        for v in &vaults {
+            let f = |severity, check, evidence: String, fix: String| Finding {
+                vault: v.name.clone(),
+                severity,
+                check,
+                evidence,
+                fix,
+            };
+            let rg = &v.resource_group;
+            if !v.purge_protection {
+                out.push(f(
+                    Severity::High,
+                    "purge-protection-off",
+                    "enablePurgeProtection is false: a deleted vault or secret can be purged at once, by mistake or by an attacker.".into(),
+                    format!("keyfort vault update --name {} --resource-group {rg} --enable-purge-protection", v.name),
+                ));
+            }
+            let acls_allow = match &v.network_acls {
+                None => true,
+                Some(a) => crate::network::parse_acls(a)
+                    .map(|a| !a.deny_by_default)
+                    .unwrap_or(true),
+            };
+            if v.public_network_access.eq_ignore_ascii_case("Enabled") && acls_allow {
+                out.push(f(
+                    Severity::Medium,
+                    "public-network-open",
+                    "publicNetworkAccess is Enabled and networkAcls.defaultAction is Allow: any address can reach the vault.".into(),
+                    format!(
+                        "keyfort vault update --name {} --resource-group {rg} --default-action Deny --ip-rule <your CIDR> (or --public-network-access Disabled with a private endpoint)",
+                        v.name
+                    ),
+                ));
+            }
+            if !has_tag(v, TAGS_APP) || !has_tag(v, TAGS_ENV) {
+                out.push(f(
+                    Severity::Medium,
+                    "vault-purpose-unclear",
+                    "The vault has no application or environment tag, so one vault per application and environment cannot be checked.".into(),
+                    format!("keyfort vault update --name {} --resource-group {rg} --tag app=<app> --tag env=<env>", v.name),
+                ));
+            }
+            if let Some(callers) = seen.callers_by_vault.get(&v.name)
+                && callers.len() > SHARED_CALLERS
+            {
+                out.push(f(
+                    Severity::Medium,
+                    "vault-shared",
+                    format!("{} different applications used this vault recently: {}.", callers.len(), callers.join(", ")),
+                    "Give each application (and environment) its own vault: keyfort vault create --name <app-env-region> ...".into(),
+                ));
+            }
+            // Standing privileged roles held by people, over this vault.
+            let chain = scope_chain(&v.subscription_id, Some(rg), Some((v, None)));
+            for a in assignments
+                .iter()
+                .filter(|a| chain.iter().any(|s| s.eq_ignore_ascii_case(&a.scope)))
+            {
+                let Some(user) = users.iter().find(|u| u.object_id == a.principal_id) else {
+                    continue;
+                };
+                let Some(role) = self.authz.role(tenant_id, &a.role_definition_id).await? else {
+                    continue;
+                };
+                if role.is_read_only()
+                    || role.data_actions.as_deref().unwrap_or_default().is_empty()
+                        && role.actions.as_deref().unwrap_or_default().is_empty()
+                {
+                    continue;
+                }
+                out.push(f(
+                    Severity::High,
+                    "standing-privileged-user",
+                    format!("User {} holds '{}' permanently (assignment {}).", user.username, role.name, a.id),
+                    format!(
+                        "keyfort pim eligible create --role \"{}\" --assignee {} && keyfort role assignment delete --name {}",
+                        role.name, user.object_id, a.id
+                    ),
+                ));
+            }
+            // Just-in-time policies that let privileged roles in without an approver or MFA.
+            for role in self
+                .authz
+                .roles(tenant_id)
+                .await?
+                .iter()
+                .filter(|r| !r.is_read_only())
+            {
+                let has_eligible = self
+                    .eligibilities(tenant_id)
+                    .await?
+                    .iter()
+                    .any(|e| e.role_definition_id == role.id && chain.contains(&e.scope));
+                if !has_eligible {
+                    continue;
+                }
+                for scope in &chain {
+                    let p = self.pim_policy(tenant_id, &role.id, scope).await?;
+                    if p.updated > 0 && (!p.require_mfa || !p.require_approval) {
+                        out.push(f(
+                            Severity::High,
+                            "pim-policy-weak",
+                            format!(
+                                "Activating '{}' needs {}.",
+                                role.name,
+                                match (p.require_approval, p.require_mfa) {
+                                    (false, false) => "neither approval nor MFA",
+                                    (false, true) => "no approval",
+                                    _ => "no MFA",
+                                }
+                            ),
+                            format!("keyfort pim policy set --role \"{}\" --require-approval true --require-mfa true", role.name),
+                        ));
+                    }
+                }
+            }
+            // Secrets that never expire.
+            let mut after: Option<String> = None;
+            let mut no_expiry = Vec::new();
+            loop {
+                let page = self.secrets.list(v, after.as_deref(), 25).await?;
+                no_expiry.extend(
+                    page.items
+                        .iter()
+                        .filter(|s| s.meta.attributes.exp.is_none())
+                        .map(|s| s.name.clone()),
+                );
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+            if !no_expiry.is_empty() {
+                let shown: Vec<&str> = no_expiry.iter().take(5).map(String::as_str).collect();
+                out.push(f(
+                    Severity::Low,
+                    "secret-without-expiry",
+                    format!(
+                        "{} secret(s) have no expiry date: {}{}.",
+                        no_expiry.len(),
+                        shown.join(", "),
+                        if no_expiry.len() > 5 { ", ..." } else { "" }
+                    ),
+                    format!(
+                        "keyfort secret update --vault {} --name <name> --expires {}",
+                        v.name,
+                        now + 90 * crate::clock::DAY
+                    ),
+                ));
+            }
+        }
+        out.sort_by(|a, b| (a.severity, &a.vault, a.check).cmp(&(b.severity, &b.vault, b.check)));
+        Ok(out)
+    }
+}

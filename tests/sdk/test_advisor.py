@@ -1,0 +1,45 @@
+"""The best-practice advisor: a vault set up against each practice yields the
+expected finding; a vault that follows them all yields none."""
+import uuid
+
+from test_identity import cli, cli_json
+
+
+def test_advisor_findings(server):
+    good, bad = f"good{uuid.uuid4().hex[:8]}", f"bad{uuid.uuid4().hex[:8]}"
+    cli_json(server, "vault", "create", "--name", good, "--tag", "app=billing", "--tag", "env=prod")
+    cli_json(server, "vault", "update", "--name", good, "--default-action", "Deny", "--ip-rule", "127.0.0.1")
+    assert cli_json(server, "advisor", "--only", good) == []
+    assert cli(server, "advisor", "--only", good, "--strict").returncode == 0
+
+    cli_json(server, "vault", "create", "--name", bad, "--no-purge-protection")
+    # A secret without expiry (the dev principal needs a data role on the new vault first).
+    import base64, json
+    tok = server.token()
+    oid = json.loads(base64.urlsafe_b64decode(tok.split(".")[1] + "=="))["oid"]
+    cli_json(server, "role", "assignment", "create", "--role", "Key Vault Administrator", "--assignee", oid, "--vault", bad)
+    cli_json(server, "secret", "set", "--name", "forever", "--value", "x", "--vault", bad)
+    # A person holding a privileged role permanently.
+    user = cli_json(server, "user", "create", "--username", f"carol-{uuid.uuid4().hex[:6]}", stdin="a long password 123")
+    cli_json(server, "role", "assignment", "create", "--role", "Key Vault Secrets Officer", "--assignee", user["objectId"], "--vault", bad)
+    # A privileged role whose activation needs no MFA.
+    cli_json(server, "pim", "eligible", "create", "--role", "Key Vault Crypto Officer", "--assignee", user["objectId"], "--vault", bad)
+    cli_json(server, "pim", "policy", "set", "--role", "Key Vault Crypto Officer", "--require-mfa", "false", "--vault", bad)
+
+    findings = cli_json(server, "advisor", "--only", bad)
+    checks = {f["check"]: f for f in findings}
+    for check, severity in [
+        ("purge-protection-off", "High"),
+        ("public-network-open", "Medium"),
+        ("vault-purpose-unclear", "Medium"),
+        ("standing-privileged-user", "High"),
+        ("pim-policy-weak", "High"),
+        ("secret-without-expiry", "Low"),
+    ]:
+        assert check in checks, f"{check} missing from {sorted(checks)}"
+        assert checks[check]["severity"] == severity
+        assert checks[check]["vault"] == bad
+        assert checks[check]["fix"].startswith("keyfort "), "every finding says how to fix it"
+    assert "forever" in checks["secret-without-expiry"]["evidence"]
+    r = cli(server, "advisor", "--only", bad, "--strict")
+    assert r.returncode == 1 and "high finding" in r.stderr
