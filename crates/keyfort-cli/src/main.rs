@@ -6,6 +6,7 @@ mod audit;
 mod client;
 mod connection;
 mod directory;
+mod event;
 mod operator;
 mod output;
 mod pim;
@@ -76,6 +77,9 @@ enum Command {
     Pim(pim::PimCommand),
     /// Check vaults against the Key Vault best practices.
     Advisor(advisor::AdvisorArgs),
+    /// Webhook subscriptions to vault events.
+    #[command(subcommand)]
+    Event(event::EventCommand),
     /// The audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
             Command::Role(cmd) => role::run(cmd).await,
             Command::Pim(cmd) => pim::run(cmd).await,
             Command::Audit(cmd) => audit::run(cmd).await,
+            Command::Event(cmd) => event::run(cmd).await,
             Command::Advisor(args) => advisor::run(args).await,
             Command::Tenant(cmd) => directory::tenant(cmd).await,
             Command::Principal(cmd) => directory::principal(cmd).await,

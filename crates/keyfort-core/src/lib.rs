@@ -10,6 +10,7 @@ pub mod backup;
 pub mod barrier;
 pub mod clock;
 pub mod error;
+pub mod events;
 pub mod identity;
 pub mod model;
 pub mod names;

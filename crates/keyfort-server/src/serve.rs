@@ -172,12 +172,14 @@ pub struct Running {
     /// The public listener first, then the private endpoints.
     pub listeners: Vec<Listening>,
     sweeper: tokio::task::JoinHandle<()>,
+    deliverer: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
     /// Stops accepting, lets requests in flight finish (up to `grace`), and waits.
     pub async fn shutdown(self, grace: Duration) -> Result<(), BoxError> {
         self.sweeper.abort();
+        self.deliverer.abort();
         for l in &self.listeners {
             l.handle.graceful_shutdown(Some(grace));
         }
@@ -231,12 +233,14 @@ pub async fn spawn(state: Arc<AppState>, parts: ServeParts) -> Result<Running, B
         };
         listeners.push(listen(state.clone(), listener, &pe.name, pe.listen, pe_tls).await?);
     }
-    let sweeper = tokio::spawn(sweep_forever(state, parts.sweep_interval));
+    let sweeper = tokio::spawn(sweep_forever(state.clone(), parts.sweep_interval));
+    let deliverer = tokio::spawn(deliver_forever(state));
     Ok(Running {
         addr: listeners[0].addr,
         tls,
         listeners,
         sweeper,
+        deliverer,
     })
 }
 
@@ -264,11 +268,59 @@ async fn listen(
     })
 }
 
+/// Delivers queued events to their webhooks, signed, with retries.
+async fn deliver_forever(state: Arc<AppState>) {
+    let http = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return tracing::error!(error = %e, "event delivery is off: no HTTP client"),
+    };
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let due = match state.kf.due_deliveries().await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the event outbox");
+                continue;
+            }
+        };
+        for (key, d) in due {
+            let body = serde_json::to_vec(&d.body).unwrap_or_default();
+            let sent = http
+                .post(&d.endpoint)
+                .header("content-type", "application/json")
+                .header("aeg-event-type", "Notification")
+                .header(
+                    "x-keyfort-signature",
+                    keyfort_core::events::signature(&d.secret, &body),
+                )
+                .header("x-keyfort-delivery-attempt", (d.attempts + 1).to_string())
+                .body(body)
+                .send()
+                .await;
+            let error = match sent {
+                Ok(r) if r.status().is_success() => None,
+                Ok(r) => Some(format!("the webhook answered {}", r.status())),
+                Err(e) => Some(format!("the webhook could not be reached: {e}")),
+            };
+            if let Err(e) = state.kf.delivery_result(&key, d, error).await {
+                tracing::warn!(error = %e, "cannot record an event delivery");
+            }
+        }
+    }
+}
+
 /// Purges what is due in every vault, now and then every `interval`.
 async fn sweep_forever(state: Arc<AppState>, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     loop {
         tick.tick().await;
+        let site = state.site.clone();
+        if let Err(e) = state.kf.scan_expiry(|v| site.vault_url(&v.name)).await {
+            tracing::warn!(error = %e, "expiry scan failed; will retry");
+        }
         match state.kf.sweep().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(

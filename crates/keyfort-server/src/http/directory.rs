@@ -10,6 +10,7 @@
 //! - `GET|POST /keyfort/tenants/{tenant}/users`, `DELETE .../users/{id}`, `POST .../users/{id}/reset-totp`
 //! - `GET /keyfort/audit/verify` (operators): the server verifies its own audit trail
 //! - `GET /keyfort/advisor[?vault=NAME]`: best-practice findings for the caller's tenant
+//! - `GET|POST /keyfort/vaults/{vault}/eventSubscriptions`, `DELETE .../{id}`, `GET /keyfort/vaults/{vault}/deadLetters`
 
 use std::sync::Arc;
 
@@ -206,6 +207,89 @@ async fn run(
     let op = |name: &'static str| slot.update(|i| i.operation = Some(name));
     let created = |v: Value| (StatusCode::CREATED, Json(v)).into_response();
     Ok(match (method.as_str(), &segs[1..]) {
+        ("GET" | "POST", ["vaults", v, "eventSubscriptions"])
+        | ("DELETE", ["vaults", v, "eventSubscriptions", _])
+        | ("GET", ["vaults", v, "deadLetters"]) => {
+            let (name, action) = match (method.as_str(), segs.len()) {
+                ("GET", _) => (
+                    "EventSubscriptionList",
+                    "Microsoft.EventGrid/eventSubscriptions/read",
+                ),
+                ("POST", _) => (
+                    "EventSubscriptionCreate",
+                    "Microsoft.EventGrid/eventSubscriptions/write",
+                ),
+                _ => (
+                    "EventSubscriptionDelete",
+                    "Microsoft.EventGrid/eventSubscriptions/delete",
+                ),
+            };
+            op(name);
+            let vault = state
+                .kf
+                .vaults
+                .get(v)
+                .await?
+                .filter(|x| x.tenant_id == caller.tenant_id)
+                .ok_or_else(|| {
+                    Error::not_found(
+                        "VaultNotFound",
+                        format!(
+                            "Vault '{}' was not found in your tenant.",
+                            names::printable(v)
+                        ),
+                    )
+                })?;
+            let chain = scope_chain(
+                &vault.subscription_id,
+                Some(&vault.resource_group),
+                Some((&vault, None)),
+            );
+            let grant = state
+                .kf
+                .authz
+                .find_grant(caller, &caller.tenant_id, &chain, Plane::Control, action)
+                .await?
+                .ok_or_else(|| Error::Forbidden {
+                    message: format!("You may not perform '{action}' on vault '{}'.", vault.name),
+                    inner: Some("AuthorizationFailed"),
+                })?;
+            slot.update(|i| {
+                i.vault = Some(vault.name.clone());
+                i.authorization = Some(format!("{} ({})", grant.assignment_id, grant.role_name));
+            });
+            match (method.as_str(), &segs[1..]) {
+                ("GET", [_, _, "deadLetters"]) => {
+                    Json(json!({ "value": state.kf.dead_letters(&vault).await? })).into_response()
+                }
+                ("GET", _) => Json(json!({ "value": state.kf.event_subscriptions(&vault).await? }))
+                    .into_response(),
+                ("POST", _) => {
+                    let m = body_object(body)?;
+                    let types = m
+                        .get("eventTypes")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    created(json!(
+                        state
+                            .kf
+                            .create_event_subscription(&vault, field(&m, "endpoint")?, types)
+                            .await?
+                    ))
+                }
+                (_, [_, _, _, id]) => {
+                    state.kf.delete_event_subscription(&vault, id).await?;
+                    Json(json!({ "deleted": id })).into_response()
+                }
+                _ => return Err(Error::not_found("NotFound", "No such operation.")),
+            }
+        }
         ("GET", ["advisor"]) => {
             op("Advisor");
             authorize_in_tenant(

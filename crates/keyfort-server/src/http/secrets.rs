@@ -140,7 +140,9 @@ pub async fn run(
     Ok(match op {
         Set(name) => {
             let req = parse_set(body)?;
-            Json(r.bundle(&secrets.set(vault, &name, req).await?)).into_response()
+            let view = secrets.set(vault, &name, req).await?;
+            new_version_events(state, vault, &view).await;
+            Json(r.bundle(&view)).into_response()
         }
         Get(name, version) => {
             Json(r.bundle(&secrets.get(vault, &name, version.as_deref()).await?)).into_response()
@@ -197,9 +199,29 @@ pub async fn run(
                 )
             })?;
             let key = state.kf.identity.backup_key(&vault.tenant_id).await?;
-            Json(r.bundle(&secrets.restore(vault, &blob, &key).await?)).into_response()
+            let view = secrets.restore(vault, &blob, &key).await?;
+            new_version_events(state, vault, &view).await;
+            Json(r.bundle(&view)).into_response()
         }
     })
+}
+
+/// Queues `SecretNewVersionCreated` (and expiry events, if the version is
+/// already near or past its `exp`). The write has happened: a failure to queue
+/// is logged, not returned.
+async fn new_version_events(state: &AppState, vault: &Vault, view: &SecretView) {
+    let url = state.site.vault_url(&vault.name);
+    let data = state.kf.secret_event_data(&url, vault, view);
+    let queued = async {
+        state
+            .kf
+            .publish(vault, "SecretNewVersionCreated", &view.name, data)
+            .await?;
+        state.kf.expiry_events(vault, &url, view).await
+    };
+    if let Err(e) = queued.await {
+        tracing::warn!(vault = %vault.name, error = %e, "could not queue secret events");
+    }
 }
 
 /// `maxresults` (1–25, default 25) and the continuation token.

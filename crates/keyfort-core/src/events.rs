@@ -1,0 +1,332 @@
+//! Events, shaped after Azure Event Grid's Key Vault events
+//! (`Microsoft.KeyVault.SecretNewVersionCreated`, `SecretNearExpiry`,
+//! `SecretExpired`, ...). Subscriptions per vault name a webhook and an
+//! optional event-type filter; each delivery is signed with HMAC-SHA256 over
+//! the body, kept in a durable outbox, retried with exponential backoff, and
+//! moved to the vault's dead-letter list after the last attempt.
+
+use keyfort_store::Batch;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::model::Vault;
+use crate::secrets::SecretView;
+use crate::{Error, Keyfort, Result, names};
+
+pub const MAX_ATTEMPTS: u32 = 4;
+/// Near-expiry fires this long before `exp`.
+pub const NEAR_EXPIRY_SECS: i64 = 30 * crate::clock::DAY;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventSubscription {
+    pub id: String,
+    pub vault_id: String,
+    pub vault_name: String,
+    pub endpoint: String,
+    /// Event types delivered (`SecretNewVersionCreated`, ...); empty means all.
+    pub event_types: Vec<String>,
+    /// The HMAC key deliveries are signed with (base64url); shown once.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub secret: String,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub id: String,
+    pub subscription_id: String,
+    pub vault_id: String,
+    pub endpoint: String,
+    pub secret: String,
+    pub body: Value,
+    pub attempts: u32,
+    pub next_attempt: i64,
+    pub last_error: Option<String>,
+}
+
+fn subs_prefix(vault_id: &str) -> String {
+    format!("sys/eventsubs/{vault_id}/")
+}
+fn outbox_key(d: &Delivery) -> String {
+    format!("sys/outbox/{:020}-{}", d.next_attempt.max(0), d.id)
+}
+fn dead_prefix(vault_id: &str) -> String {
+    format!("sys/deadletters/{vault_id}/")
+}
+
+/// Webhooks must be https, or http to a loopback address (a local receiver).
+fn check_endpoint(url: &str) -> Result<()> {
+    let ok = url.starts_with("https://")
+        || [
+            "http://127.",
+            "http://localhost:",
+            "http://localhost/",
+            "http://[::1]",
+        ]
+        .iter()
+        .any(|p| url.starts_with(p));
+    if ok && url.len() <= 2048 {
+        Ok(())
+    } else {
+        Err(Error::bad(
+            "The endpoint must be an https:// URL (or http:// to a loopback address, for a local receiver).",
+        ))
+    }
+}
+
+const EVENT_TYPES: &[&str] = &[
+    "SecretNewVersionCreated",
+    "SecretNearExpiry",
+    "SecretExpired",
+];
+
+impl Keyfort {
+    pub async fn create_event_subscription(
+        &self,
+        vault: &Vault,
+        endpoint: &str,
+        event_types: Vec<String>,
+    ) -> Result<EventSubscription> {
+        check_endpoint(endpoint)?;
+        if let Some(t) = event_types
+            .iter()
+            .find(|t| !EVENT_TYPES.contains(&t.as_str()))
+        {
+            return Err(Error::bad(format!(
+                "Unknown event type '{}'; use one of: {}.",
+                names::printable(t),
+                EVENT_TYPES.join(", ")
+            )));
+        }
+        let sub = EventSubscription {
+            id: uuid::Uuid::new_v4().to_string(),
+            vault_id: vault.id.clone(),
+            vault_name: vault.name.clone(),
+            endpoint: endpoint.to_owned(),
+            event_types,
+            secret: keyfort_crypto::random::token_string(32),
+            created: self.clock.now(),
+        };
+        let key = format!("{}{}", subs_prefix(&vault.id), sub.id);
+        let sealed = self.barrier.seal_json(&key, &sub).await?;
+        self.barrier.commit(Batch::new().put(key, sealed)).await?;
+        Ok(sub)
+    }
+
+    /// The subscriptions of a vault, without their secrets.
+    pub async fn event_subscriptions(&self, vault: &Vault) -> Result<Vec<EventSubscription>> {
+        Ok(self
+            .barrier
+            .list_all::<EventSubscription>(&subs_prefix(&vault.id))
+            .await?
+            .into_iter()
+            .map(|s| EventSubscription {
+                secret: String::new(),
+                ..s.value
+            })
+            .collect())
+    }
+
+    pub async fn delete_event_subscription(&self, vault: &Vault, id: &str) -> Result<()> {
+        let key = format!("{}{}", subs_prefix(&vault.id), id.to_ascii_lowercase());
+        if self.barrier.store().get(&key).await?.is_none() {
+            return Err(Error::not_found(
+                "EventSubscriptionNotFound",
+                format!(
+                    "Event subscription {} does not exist.",
+                    names::printable(id)
+                ),
+            ));
+        }
+        self.barrier.commit(Batch::new().delete(key)).await
+    }
+
+    pub async fn dead_letters(&self, vault: &Vault) -> Result<Vec<Delivery>> {
+        Ok(self
+            .barrier
+            .list_all::<Delivery>(&dead_prefix(&vault.id))
+            .await?
+            .into_iter()
+            .map(|s| Delivery {
+                secret: String::new(),
+                ..s.value
+            })
+            .collect())
+    }
+
+    /// Queues an event for every subscription of the vault that wants it.
+    pub async fn publish(
+        &self,
+        vault: &Vault,
+        event_type: &str,
+        subject: &str,
+        data: Value,
+    ) -> Result<()> {
+        let subs = self
+            .barrier
+            .list_all::<EventSubscription>(&subs_prefix(&vault.id))
+            .await?;
+        let now = self.clock.now();
+        let mut batch = Batch::new();
+        for s in subs.into_iter().map(|s| s.value) {
+            if !s.event_types.is_empty() && !s.event_types.iter().any(|t| t == event_type) {
+                continue;
+            }
+            let event = json!([{
+                "id": uuid::Uuid::new_v4().to_string(),
+                "topic": format!("/subscriptions/{}/resourceGroups/{}/providers/Microsoft.KeyVault/vaults/{}", vault.subscription_id, vault.resource_group, vault.name),
+                "subject": subject,
+                "eventType": format!("Microsoft.KeyVault.{event_type}"),
+                "eventTime": crate::clock::rfc3339(now),
+                "data": data,
+                "dataVersion": "1",
+                "metadataVersion": "1",
+            }]);
+            let d = Delivery {
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                subscription_id: s.id.clone(),
+                vault_id: vault.id.clone(),
+                endpoint: s.endpoint.clone(),
+                secret: s.secret.clone(),
+                body: event,
+                attempts: 0,
+                next_attempt: now,
+                last_error: None,
+            };
+            let key = outbox_key(&d);
+            batch = batch.put(key.clone(), self.barrier.seal_json(&key, &d).await?);
+        }
+        if batch.ops.is_empty() {
+            return Ok(());
+        }
+        self.barrier.commit(batch).await
+    }
+
+    /// The Event Grid `data` of a secret event.
+    pub fn secret_event_data(&self, vault_url: &str, vault: &Vault, s: &SecretView) -> Value {
+        json!({
+            "Id": format!("{vault_url}/secrets/{}/{}", s.name, s.meta.version),
+            "VaultName": vault.name,
+            "ObjectType": "Secret",
+            "ObjectName": s.name,
+            "Version": s.meta.version,
+            "NBF": s.meta.attributes.nbf,
+            "EXP": s.meta.attributes.exp,
+        })
+    }
+
+    /// Fires `SecretNearExpiry` / `SecretExpired` once per version (marks
+    /// in the store remember what fired).
+    pub async fn expiry_events(
+        &self,
+        vault: &Vault,
+        vault_url: &str,
+        s: &SecretView,
+    ) -> Result<()> {
+        let Some(exp) = s.meta.attributes.exp else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let kind = if exp <= now {
+            "SecretExpired"
+        } else if exp - now <= NEAR_EXPIRY_SECS {
+            "SecretNearExpiry"
+        } else {
+            return Ok(());
+        };
+        let mark = format!(
+            "sys/eventmarks/{}/{}/{}/{kind}",
+            vault.id,
+            names::fold(&s.name),
+            s.meta.version
+        );
+        if self.barrier.store().get(&mark).await?.is_some() {
+            return Ok(());
+        }
+        let sealed = self.barrier.seal(&mark, b"1").await?;
+        match self
+            .barrier
+            .commit(Batch::new().expect_absent(mark.clone()).put(mark, sealed))
+            .await
+        {
+            Ok(()) => {
+                self.publish(
+                    vault,
+                    kind,
+                    &s.name,
+                    self.secret_event_data(vault_url, vault, s),
+                )
+                .await
+            }
+            Err(Error::Conflict(_)) => Ok(()), // another pass fired it
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Scans every live vault's latest secret versions for expiry events.
+    pub async fn scan_expiry(&self, vault_url: impl Fn(&Vault) -> String) -> Result<()> {
+        for v in self.vaults.list().await? {
+            let url = vault_url(&v);
+            let mut after: Option<String> = None;
+            loop {
+                let page = self.secrets.list(&v, after.as_deref(), 25).await?;
+                for s in &page.items {
+                    self.expiry_events(&v, &url, s).await?;
+                }
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deliveries due now.
+    pub async fn due_deliveries(&self) -> Result<Vec<(String, Delivery)>> {
+        let now = self.clock.now();
+        let upper = format!("sys/outbox/{:020}-~", now.max(0));
+        Ok(self
+            .barrier
+            .list::<Delivery>("sys/outbox/", None, 100)
+            .await?
+            .into_iter()
+            .filter(|s| s.key.as_str() <= upper.as_str())
+            .map(|s| (s.key, s.value))
+            .collect())
+    }
+
+    /// Records the outcome of one delivery attempt: done, retry later
+    /// (1, 2, 4... seconds), or dead-lettered after the last attempt.
+    pub async fn delivery_result(
+        &self,
+        key: &str,
+        mut d: Delivery,
+        error: Option<String>,
+    ) -> Result<()> {
+        let mut batch = Batch::new().delete(key.to_owned());
+        if let Some(e) = error {
+            d.attempts += 1;
+            d.last_error = Some(e);
+            if d.attempts >= MAX_ATTEMPTS {
+                let dk = format!("{}{}", dead_prefix(&d.vault_id), d.id);
+                batch = batch.put(dk.clone(), self.barrier.seal_json(&dk, &d).await?);
+            } else {
+                d.next_attempt = self.clock.now() + (1i64 << (d.attempts - 1));
+                let nk = outbox_key(&d);
+                batch = batch.put(nk.clone(), self.barrier.seal_json(&nk, &d).await?);
+            }
+        }
+        self.barrier.commit(batch).await
+    }
+}
+
+/// The signature header value of a delivery body.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    format!(
+        "sha256={}",
+        keyfort_crypto::digest::hmac_sha256_hex(secret.as_bytes(), body)
+    )
+}

@@ -1,0 +1,90 @@
+"""Events to a local webhook receiver: Event Grid shape, HMAC-SHA256
+signatures, near-expiry once per version, retries with backoff, dead letters."""
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from conftest import remember
+from test_identity import cli, cli_json
+
+
+class Receiver:
+    def __init__(self, fail_first=0, always_fail=False):
+        self.events, self.attempts = [], 0
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.attempts += 1
+                if always_fail or outer.attempts <= fail_first:
+                    self.send_response(500); self.end_headers(); return
+                outer.events.append((self.headers["x-keyfort-signature"], body))
+                self.send_response(200); self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = HTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def wait(self, n, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline and len(self.events) < n:
+            time.sleep(0.1)
+        return self.events
+
+
+def decoded(events, secret):
+    out = []
+    for sig, body in events:
+        assert sig == "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(), "signed with the subscription's secret"
+        out.extend(json.loads(body))
+    return out
+
+
+def test_new_versions_near_expiry_and_signatures(server, client):
+    r = Receiver()
+    sub = cli_json(server, "event", "subscription", "create", "--vault-name", "dev", "--endpoint", r.url)
+    assert sub["secret"]
+    assert "secret" not in json.dumps(cli_json(server, "event", "subscription", "list", "--vault-name", "dev"))
+    name = f"ev-{uuid.uuid4().hex[:8]}"
+    from datetime import datetime, timedelta, timezone
+    s1 = client.set_secret(name, remember(f"e-{uuid.uuid4().hex}"))
+    s2 = client.set_secret(name, remember(f"e-{uuid.uuid4().hex}"), expires_on=datetime.now(timezone.utc) + timedelta(days=10))
+    events = decoded(r.wait(3), sub["secret"])
+    mine = [e for e in events if e["subject"] == name]
+    created = [e for e in mine if e["eventType"] == "Microsoft.KeyVault.SecretNewVersionCreated"]
+    assert [e["data"]["Version"] for e in created] == [s1.properties.version, s2.properties.version], "in order"
+    near = [e for e in mine if e["eventType"] == "Microsoft.KeyVault.SecretNearExpiry"]
+    assert len(near) == 1 and near[0]["data"]["Version"] == s2.properties.version
+    e = created[0]
+    assert e["topic"].endswith("/providers/Microsoft.KeyVault/vaults/dev") and e["data"]["VaultName"] == "dev"
+    assert e["data"]["ObjectType"] == "Secret" and e["data"]["Id"] == s1.id
+    cli_json(server, "event", "subscription", "delete", "--vault-name", "dev", "--id", sub["id"])
+
+
+def test_retries_then_dead_letter(server, client):
+    flaky = Receiver(fail_first=2)
+    dead = Receiver(always_fail=True)
+    s1 = cli_json(server, "event", "subscription", "create", "--vault-name", "dev", "--endpoint", flaky.url,
+                  "--event-type", "SecretNewVersionCreated")
+    s2 = cli_json(server, "event", "subscription", "create", "--vault-name", "dev", "--endpoint", dead.url)
+    client.set_secret(f"retry-{uuid.uuid4().hex[:6]}", remember(f"r-{uuid.uuid4().hex}"))
+    assert len(flaky.wait(1, timeout=20)) == 1 and flaky.attempts == 3, "delivered on the third attempt"
+    deadline = time.time() + 30
+    letters = []
+    while time.time() < deadline and not letters:
+        letters = cli_json(server, "event", "dead-letters", "--vault-name", "dev")
+        time.sleep(0.5)
+    assert letters and letters[0]["attempts"] == 4 and "500" in letters[0]["lastError"]
+    assert dead.attempts == 4
+    for s in (s1, s2):
+        cli_json(server, "event", "subscription", "delete", "--vault-name", "dev", "--id", s["id"])
+    r = cli(server, "event", "subscription", "create", "--vault-name", "dev", "--endpoint", "http://example.com/hook")
+    assert r.returncode == 1 and "https" in r.stderr
