@@ -2,6 +2,7 @@
 //! is a client of a running node.
 
 mod advisor;
+mod alert;
 mod audit;
 mod client;
 mod connection;
@@ -80,6 +81,9 @@ enum Command {
     /// Webhook subscriptions to vault events.
     #[command(subcommand)]
     Event(event::EventCommand),
+    /// Alert rules over the audit stream, and what fired.
+    #[command(subcommand)]
+    Alert(alert::AlertCommand),
     /// The audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -135,6 +139,7 @@ fn main() -> ExitCode {
             Command::Role(cmd) => role::run(cmd).await,
             Command::Pim(cmd) => pim::run(cmd).await,
             Command::Audit(cmd) => audit::run(cmd).await,
+            Command::Alert(cmd) => alert::run(cmd).await,
             Command::Event(cmd) => event::run(cmd).await,
             Command::Advisor(args) => advisor::run(args).await,
             Command::Tenant(cmd) => directory::tenant(cmd).await,

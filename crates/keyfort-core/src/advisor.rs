@@ -65,6 +65,7 @@ impl Keyfort {
             })
             .collect();
         let assignments = self.authz.assignments(tenant_id).await?;
+        let alert_rules = self.alerts.rules(tenant_id).await?;
         let users = self.identity.users(tenant_id).await?;
         let now = self.clock.now();
         for v in &vaults {
@@ -117,6 +118,19 @@ impl Keyfort {
                     "vault-shared",
                     format!("{} different applications used this vault recently: {}.", callers.len(), callers.join(", ")),
                     "Give each application (and environment) its own vault: keyfort vault create --name <app-env-region> ...".into(),
+                ));
+            }
+            if !alert_rules.iter().any(|r| {
+                r.enabled
+                    && r.vault
+                        .as_deref()
+                        .is_none_or(|n| n.eq_ignore_ascii_case(&v.name))
+            }) {
+                out.push(f(
+                    Severity::Medium,
+                    "no-alert-rule",
+                    "No enabled alert rule covers this vault: refusals, purges and role changes go unnoticed.".into(),
+                    "keyfort alert rule create --name refused-requests --result Failure --threshold 10 --window-secs 300 --group-by callerIp".into(),
                 ));
             }
             // Standing privileged roles held by people, over this vault.

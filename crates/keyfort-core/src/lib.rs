@@ -4,6 +4,7 @@
 //! renders what it returns; a unit test can drive all of it without a socket.
 
 pub mod advisor;
+pub mod alerts;
 pub mod audit;
 pub mod authz;
 pub mod backup;
@@ -38,6 +39,7 @@ pub struct Keyfort {
     pub identity: Identity,
     pub authz: Authorizer,
     pub secrets: Secrets,
+    pub alerts: alerts::Alerts,
 }
 
 impl Keyfort {
@@ -51,6 +53,7 @@ impl Keyfort {
         let identity = Identity::open(barrier.clone(), clock.clone(), issuer).await?;
         let authz = Authorizer::new(barrier.clone(), clock.clone());
         let secrets = Secrets::new(barrier.clone(), clock.clone());
+        let barrier_for_alerts = barrier.clone();
         Ok(Keyfort {
             clock,
             barrier,
@@ -58,6 +61,7 @@ impl Keyfort {
             identity,
             authz,
             secrets,
+            alerts: alerts::Alerts::new(barrier_for_alerts),
         })
     }
 

@@ -118,6 +118,10 @@ async fn provision(state: &AppState, opts: &DevOptions) -> Result<DevState, BoxE
     let p = bootstrap::provision(&state.kf, "Keyfort dev tenant", plan)
         .await
         .map_err(|e| format!("{e} (an earlier first start of dev mode was interrupted: remove the data folder and start again)"))?;
+    // The built-in alert rules ship enabled for the dev vault's tenant.
+    for rule in keyfort_core::alerts::builtin_rules(&p.tenant.id) {
+        state.kf.alerts.put_rule(rule).await?;
+    }
     Ok(DevState {
         tenant_id: p.tenant.id,
         subscription_id: p.tenant.subscription_id,

@@ -101,6 +101,7 @@ pub async fn audit_layer(
             .map(|r| r.0.clone()),
         duration_ms: started.elapsed().as_millis() as u64,
     };
+    let observed = record.clone();
     if let Err(e) = state.auditor.record(&record) {
         tracing::error!(
             request_id,
@@ -108,6 +109,7 @@ pub async fn audit_layer(
         );
         response = ApiError(e).into_response();
     }
+    tokio::spawn(alert_on(state.clone(), observed));
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         headers.insert("x-ms-request-id", v);
@@ -116,4 +118,47 @@ pub async fn audit_layer(
         headers.insert("x-ms-client-request-id", c);
     }
     response
+}
+
+/// Counts a record against its tenant's alert rules and delivers what fires:
+/// to the log always, and to the rule's webhook if it has one.
+async fn alert_on(state: Arc<AppState>, record: AuditRecord) {
+    let tenant = match &record.vault {
+        Some(v) => state
+            .kf
+            .vaults
+            .get(v)
+            .await
+            .ok()
+            .flatten()
+            .map(|v| v.tenant_id.clone()),
+        None => None,
+    }
+    .or_else(|| record.identity.as_ref().map(|i| i.tenant_id.clone()));
+    let Some(tenant) = tenant.filter(|t| !t.is_empty()) else {
+        return;
+    };
+    let fired = match state
+        .kf
+        .alerts
+        .observe(&tenant, &record, state.kf.clock.now())
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => return tracing::warn!(error = %e, "alert evaluation failed"),
+    };
+    for alert in fired {
+        tracing::warn!(rule = %alert.rule_name, group = %alert.group, count = alert.count, vault = ?alert.vault, "alert fired");
+        if let Some(url) = &alert.webhook {
+            let sent = reqwest::Client::new()
+                .post(url)
+                .json(&alert)
+                .timeout(std::time::Duration::from_secs(10))
+                .send()
+                .await;
+            if let Err(e) = sent {
+                tracing::warn!(rule = %alert.rule_name, error = %e, "alert webhook failed");
+            }
+        }
+    }
 }

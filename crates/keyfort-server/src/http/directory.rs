@@ -11,6 +11,7 @@
 //! - `GET /keyfort/audit/verify` (operators): the server verifies its own audit trail
 //! - `GET /keyfort/advisor[?vault=NAME]`: best-practice findings for the caller's tenant
 //! - `GET|POST /keyfort/vaults/{vault}/eventSubscriptions`, `DELETE .../{id}`, `GET /keyfort/vaults/{vault}/deadLetters`
+//! - `GET|POST /keyfort/tenants/{tenant}/alertRules`, `DELETE .../alertRules/{id}`, `GET /keyfort/tenants/{tenant}/alertHistory`
 
 use std::sync::Arc;
 
@@ -289,6 +290,47 @@ async fn run(
                 }
                 _ => return Err(Error::not_found("NotFound", "No such operation.")),
             }
+        }
+        ("GET", ["tenants", t, "alertRules"]) => {
+            op("AlertRuleList");
+            authorize_in_tenant(state, slot, caller, t, "Microsoft.Insights/alertRules/read")
+                .await?;
+            Json(json!({ "value": *state.kf.alerts.rules(t).await? })).into_response()
+        }
+        ("POST", ["tenants", t, "alertRules"]) => {
+            op("AlertRuleCreate");
+            authorize_in_tenant(
+                state,
+                slot,
+                caller,
+                t,
+                "Microsoft.Insights/alertRules/write",
+            )
+            .await?;
+            let mut rule: keyfort_core::alerts::AlertRule = serde_json::from_slice(body)
+                .map_err(|e| Error::bad(format!("The alert rule is not valid: {e}.")))?;
+            rule.tenant_id = t.to_string();
+            rule.id = String::new();
+            created(json!(state.kf.alerts.put_rule(rule).await?))
+        }
+        ("DELETE", ["tenants", t, "alertRules", id]) => {
+            op("AlertRuleDelete");
+            authorize_in_tenant(
+                state,
+                slot,
+                caller,
+                t,
+                "Microsoft.Insights/alertRules/delete",
+            )
+            .await?;
+            state.kf.alerts.delete_rule(t, id).await?;
+            Json(json!({ "deleted": id })).into_response()
+        }
+        ("GET", ["tenants", t, "alertHistory"]) => {
+            op("AlertHistory");
+            authorize_in_tenant(state, slot, caller, t, "Microsoft.Insights/alertRules/read")
+                .await?;
+            Json(json!({ "value": state.kf.alerts.history(t).await? })).into_response()
         }
         ("GET", ["advisor"]) => {
             op("Advisor");
