@@ -105,3 +105,21 @@ def test_truncation_is_found_by_the_server(tmp_path):
         assert r.returncode == 1 and ("truncated" in r.stderr or "cut and rewritten" in r.stderr), r.stderr
     finally:
         s.stop()
+
+
+def test_audit_query_filters_and_visibility(server, client):
+    name = f"q-{uuid.uuid4().hex[:8]}"
+    client.set_secret(name, remember(f"q-{uuid.uuid4().hex}"))
+    client.get_secret(name)
+    got = cli_json(server, "audit", "query", "--vault-name", "dev", "--operation", "SecretGet", "--result", "Success", "--limit", "1000")
+    assert any(r["object"] == f"secrets/{name}" for r in got)
+    assert all(r["operationName"] == "SecretGet" and r["resultType"] == "Success" for r in got)
+    assert cli_json(server, "audit", "query", "--from", "2999-01-01T00:00:00Z") == []
+    # Another tenant's admin reads only its own tenant's records.
+    t = cli_json(server, "tenant", "create", "--name", f"other-{uuid.uuid4().hex[:6]}")
+    env = {"KEYFORT_TENANT_ID": t["id"], "KEYFORT_CLIENT_ID": t["admin"]["appId"], "KEYFORT_CLIENT_SECRET": t["admin"]["clientSecret"],
+           "KEYFORT_SUBSCRIPTION_ID": t["subscriptionId"]}
+    r = cli(server, "audit", "query", "--limit", "10000", "-o", "json", env=env)
+    assert r.returncode == 0, r.stderr
+    mine = json.loads(r.stdout)
+    assert mine and all(x["identity"]["tenantId"] == t["id"] for x in mine), "no record of the dev tenant leaks"

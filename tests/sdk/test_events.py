@@ -88,3 +88,20 @@ def test_retries_then_dead_letter(server, client):
         cli_json(server, "event", "subscription", "delete", "--vault-name", "dev", "--id", s["id"])
     r = cli(server, "event", "subscription", "create", "--vault-name", "dev", "--endpoint", "http://example.com/hook")
     assert r.returncode == 1 and "https" in r.stderr
+
+
+def test_vault_and_role_assignment_changes(server):
+    import base64
+    rx = Receiver()
+    name = f"evv{uuid.uuid4().hex[:8]}"
+    cli_json(server, "vault", "create", "--name", name, "--tag", "app=a", "--tag", "env=e")
+    sub = cli_json(server, "event", "subscription", "create", "--vault-name", name, "--endpoint", rx.url,
+                   "--event-type", "VaultChanged", "--event-type", "RoleAssignmentChanged")
+    oid = json.loads(base64.urlsafe_b64decode(server.token().split(".")[1] + "=="))["oid"]
+    a = cli_json(server, "role", "assignment", "create", "--role", "Key Vault Reader", "--assignee", oid, "--vault", name)
+    cli_json(server, "vault", "update", "--name", name, "--tag", "owner=x")
+    events = decoded(rx.wait(2), sub["secret"])
+    kinds = {(e["eventType"], e["data"].get("Change")) for e in events}
+    assert ("Microsoft.KeyVault.RoleAssignmentChanged", "Created") in kinds
+    assert ("Microsoft.KeyVault.VaultChanged", "Updated") in kinds
+    assert any(e["data"].get("RoleAssignmentId") == a["name"] for e in events)

@@ -22,10 +22,77 @@ pub enum AuditCommand {
         #[arg(long)]
         path: Option<PathBuf>,
     },
+    /// Records matching every filter given, most recent last.
+    Query {
+        #[command(flatten)]
+        conn: ConnectionArgs,
+        /// RFC 3339, e.g. 2026-11-28T00:00:00Z.
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long = "vault-name")]
+        vault_name: Option<String>,
+        /// e.g. SecretGet, VaultPurge, TokenIssue.
+        #[arg(long)]
+        operation: Option<String>,
+        /// Object id or client id.
+        #[arg(long)]
+        caller: Option<String>,
+        /// Success or Failure.
+        #[arg(long)]
+        result: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 pub async fn run(cmd: AuditCommand) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let AuditCommand::Verify { conn, path } = cmd;
+    let (conn, path) = match cmd {
+        AuditCommand::Verify { conn, path } => (conn, path),
+        AuditCommand::Query {
+            conn,
+            from,
+            to,
+            vault_name,
+            operation,
+            caller,
+            result,
+            limit,
+        } => {
+            let mut c = Client::new(conn.resolve()?)?;
+            let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+            for (k, v) in [
+                ("from", from),
+                ("to", to),
+                ("vault", vault_name),
+                ("operation", operation),
+                ("caller", caller),
+                ("result", result),
+            ] {
+                if let Some(v) = v {
+                    q.push((k, v));
+                }
+            }
+            let v = c
+                .management(Method::GET, "/keyfort/audit/records", &q, None)
+                .await?;
+            output::rows(
+                conn.output,
+                v["value"].as_array().map(Vec::as_slice).unwrap_or_default(),
+                &[
+                    ("TIME", "/time"),
+                    ("OPERATION", "/operationName"),
+                    ("VAULT", "/vault"),
+                    ("OBJECT", "/object"),
+                    ("STATUS", "/httpStatus"),
+                    ("CALLER", "/identity/appId"),
+                    ("IP", "/callerIp"),
+                ],
+            );
+            return Ok(());
+        }
+    };
     let report: Value = match path {
         Some(p) => {
             let file = if p.is_dir() { p.join("audit.jsonl") } else { p };

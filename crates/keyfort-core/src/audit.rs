@@ -308,6 +308,64 @@ pub fn resume_point(path: &Path) -> Option<(u64, String)> {
 /// Checks a checkpoint signature over (sequence, head hash).
 pub type SignatureCheck<'a> = &'a dyn Fn(&str, u64, &str) -> bool;
 
+/// Filters of an audit query; every given one must hold.
+#[derive(Default, Debug)]
+pub struct Query {
+    /// RFC 3339 bounds, inclusive.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub vault: Option<String>,
+    pub operation: Option<String>,
+    /// Object id or client id.
+    pub caller: Option<String>,
+    pub result: Option<String>,
+    pub limit: usize,
+}
+
+impl Query {
+    fn matches(&self, r: &Value) -> bool {
+        let s = |k: &str| r[k].as_str().unwrap_or_default();
+        let eq = |want: &Option<String>, have: &str| {
+            want.as_deref().is_none_or(|w| w.eq_ignore_ascii_case(have))
+        };
+        r.get("type").is_none()
+            && self.from.as_deref().is_none_or(|f| s("time") >= f)
+            && self.to.as_deref().is_none_or(|t| s("time") <= t)
+            && eq(&self.vault, s("vault"))
+            && eq(&self.operation, s("operationName"))
+            && eq(&self.result, s("resultType"))
+            && self.caller.as_deref().is_none_or(|c| {
+                r["identity"]["objectId"]
+                    .as_str()
+                    .is_some_and(|o| o.eq_ignore_ascii_case(c))
+                    || r["identity"]["appId"]
+                        .as_str()
+                        .is_some_and(|a| a.eq_ignore_ascii_case(c))
+            })
+    }
+}
+
+/// The most recent records (oldest first, at most `q.limit`) that match `q`
+/// and `visible`, across the log files of `path`.
+pub fn query(path: &Path, q: &Query, visible: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut out = std::collections::VecDeque::new();
+    for file in log_files(path) {
+        let Ok(f) = File::open(&file) else { continue };
+        for line in BufReader::new(f).lines().map_while(|l| l.ok()) {
+            let Ok(r) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if q.matches(&r) && visible(&r) {
+                out.push_back(r);
+                if out.len() > q.limit.max(1) {
+                    out.pop_front();
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
 /// Where a chain breaks.
 #[derive(Debug, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

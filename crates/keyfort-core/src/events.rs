@@ -80,6 +80,8 @@ const EVENT_TYPES: &[&str] = &[
     "SecretNewVersionCreated",
     "SecretNearExpiry",
     "SecretExpired",
+    "VaultChanged",
+    "RoleAssignmentChanged",
 ];
 
 impl Keyfort {
@@ -202,6 +204,14 @@ impl Keyfort {
             return Ok(());
         }
         self.barrier.commit(batch).await
+    }
+
+    /// Queues an event about a change that has already happened: a failure
+    /// to queue is logged, never turned into a failure of the change.
+    pub async fn notify(&self, vault: &Vault, event_type: &str, subject: &str, data: Value) {
+        if let Err(e) = self.publish(vault, event_type, subject, data).await {
+            tracing::warn!(vault = %vault.name, event_type, error = %e, "could not queue an event");
+        }
     }
 
     /// The Event Grid `data` of a secret event.

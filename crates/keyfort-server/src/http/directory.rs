@@ -9,6 +9,7 @@
 //!   `POST .../principals/{id}/credentials` (`{"type": "secret"}` or `{"type": "certificate", "certificate": PEM}`)
 //! - `GET|POST /keyfort/tenants/{tenant}/users`, `DELETE .../users/{id}`, `POST .../users/{id}/reset-totp`
 //! - `GET /keyfort/audit/verify` (operators): the server verifies its own audit trail
+//! - `GET /keyfort/audit/records?from=&to=&vault=&operation=&caller=&result=&limit=`: audit query
 //! - `GET /keyfort/advisor[?vault=NAME]`: best-practice findings for the caller's tenant
 //! - `GET|POST /keyfort/vaults/{vault}/eventSubscriptions`, `DELETE .../{id}`, `GET /keyfort/vaults/{vault}/deadLetters`
 //! - `GET|POST /keyfort/tenants/{tenant}/alertRules`, `DELETE .../alertRules/{id}`, `GET /keyfort/tenants/{tenant}/alertHistory`
@@ -353,6 +354,62 @@ async fn run(
                 .advise(&caller.tenant_id, vault.as_deref(), &seen)
                 .await?;
             Json(json!({ "value": findings })).into_response()
+        }
+        ("GET", ["audit", "records"]) => {
+            op("AuditQuery");
+            // Operators see every record; others the records of their tenant,
+            // with a role that may read logs.
+            let operator = state.kf.identity.is_operator(caller).await?;
+            if !operator {
+                authorize_in_tenant(
+                    state,
+                    slot,
+                    caller,
+                    &caller.tenant_id,
+                    "Microsoft.Insights/logs/read",
+                )
+                .await?;
+            } else {
+                slot.update(|i| i.authorization = Some("server operator".into()));
+            }
+            let param = |k: &str| {
+                query
+                    .into_iter()
+                    .flat_map(|q| q.split('&'))
+                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                    .and_then(|v| {
+                        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={v}")).ok()
+                    })
+                    .and_then(|mut v| v.pop().map(|(_, v)| v))
+            };
+            let q = keyfort_core::audit::Query {
+                from: param("from"),
+                to: param("to"),
+                vault: param("vault"),
+                operation: param("operation"),
+                caller: param("caller"),
+                result: param("result"),
+                limit: param("limit")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(100)
+                    .min(10_000),
+            };
+            let tenant_vaults: Vec<String> = state
+                .kf
+                .tenant_vaults(&caller.tenant_id)
+                .await?
+                .into_iter()
+                .map(|v| v.name)
+                .collect();
+            let visible = |r: &Value| {
+                operator
+                    || r["identity"]["tenantId"].as_str() == Some(caller.tenant_id.as_str())
+                    || r["vault"]
+                        .as_str()
+                        .is_some_and(|v| tenant_vaults.iter().any(|t| t.eq_ignore_ascii_case(v)))
+            };
+            Json(json!({ "value": keyfort_core::audit::query(&state.audit_file, &q, visible) }))
+                .into_response()
         }
         ("GET", ["audit", "verify"]) => {
             op("AuditVerify");

@@ -385,11 +385,26 @@ async fn run(
             target.ok_or_else(|| vault_not_found(&rg, &name))?;
             let map = parse_object(body)?;
             let changes = parse_changes(&map, map.get("properties"))?;
-            Json(render(&kf.vaults.update(&tenant.id, &name, changes).await?)).into_response()
+            let v = kf.vaults.update(&tenant.id, &name, changes).await?;
+            kf.notify(
+                &v,
+                "VaultChanged",
+                &v.name,
+                json!({ "VaultName": v.name, "Change": "Updated" }),
+            )
+            .await;
+            Json(render(&v)).into_response()
         }
         Delete(_, name) => match target {
             Some(_) => {
-                kf.vaults.delete(&tenant.id, &name).await?;
+                let v = kf.vaults.delete(&tenant.id, &name).await?;
+                kf.notify(
+                    &v,
+                    "VaultChanged",
+                    &v.name,
+                    json!({ "VaultName": v.name, "Change": "Deleted" }),
+                )
+                .await;
                 StatusCode::OK.into_response()
             }
             None => StatusCode::NO_CONTENT.into_response(),
@@ -477,6 +492,13 @@ async fn put_vault(
         .unwrap_or("default");
     if create_mode.eq_ignore_ascii_case("recover") {
         let v = kf.vaults.recover(&tenant.id, name).await?;
+        kf.notify(
+            &v,
+            "VaultChanged",
+            &v.name,
+            json!({ "VaultName": v.name, "Change": "Recovered" }),
+        )
+        .await;
         return Ok((StatusCode::OK, Json(vault_json(state, &v))).into_response());
     }
     if let Some(v) = existing {

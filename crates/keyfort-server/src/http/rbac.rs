@@ -174,6 +174,11 @@ fn assignment_json(vault: &Vault, a: &RoleAssignment) -> Value {
     })
 }
 
+/// The event data of a role assignment change.
+fn change_data(a: &RoleAssignment, change: &str) -> Value {
+    json!({ "Change": change, "RoleAssignmentId": a.id, "RoleDefinitionId": a.role_definition_id, "PrincipalId": a.principal_id, "Scope": a.scope })
+}
+
 fn properties(body: &[u8]) -> Result<Map<String, Value>, Error> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(mut m)) => match m.remove("properties") {
@@ -348,6 +353,15 @@ pub async fn run(
                     now: state.kf.clock.now(),
                 })
                 .await?;
+            state
+                .kf
+                .notify(
+                    vault,
+                    "RoleAssignmentChanged",
+                    &created.id,
+                    change_data(&created, "Created"),
+                )
+                .await;
             (StatusCode::CREATED, Json(assignment_json(vault, &created))).into_response()
         }
         (Kind::Assignments, "DELETE", Some(n)) => {
@@ -360,11 +374,19 @@ pub async fn run(
             authz
                 .check_condition(tenant, grant, &existing.role_definition_id)
                 .await?;
-            Json(assignment_json(
-                vault,
-                &authz.delete_assignment(tenant, &existing.id).await?,
-            ))
-            .into_response()
+            {
+                let deleted = authz.delete_assignment(tenant, &existing.id).await?;
+                state
+                    .kf
+                    .notify(
+                        vault,
+                        "RoleAssignmentChanged",
+                        &deleted.id,
+                        change_data(&deleted, "Deleted"),
+                    )
+                    .await;
+                Json(assignment_json(vault, &deleted)).into_response()
+            }
         }
         _ => return Err(Error::not_found("NotFound", "No such RBAC operation.")),
     })
