@@ -14,7 +14,7 @@ use crate::secrets::SecretView;
 use crate::{Error, Keyfort, Result, names};
 
 pub const MAX_ATTEMPTS: u32 = 4;
-/// Near-expiry fires this long before `exp`.
+/// Near-expiry fires this long before `exp` unless configured otherwise.
 pub const NEAR_EXPIRY_SECS: i64 = 30 * crate::clock::DAY;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -241,7 +241,11 @@ impl Keyfort {
         let now = self.clock.now();
         let kind = if exp <= now {
             "SecretExpired"
-        } else if exp - now <= NEAR_EXPIRY_SECS {
+        } else if exp - now
+            <= self
+                .near_expiry_secs
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
             "SecretNearExpiry"
         } else {
             return Ok(());

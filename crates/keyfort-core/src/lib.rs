@@ -40,6 +40,8 @@ pub struct Keyfort {
     pub authz: Authorizer,
     pub secrets: Secrets,
     pub alerts: alerts::Alerts,
+    /// How long before `exp` a near-expiry event fires (seconds).
+    pub near_expiry_secs: std::sync::atomic::AtomicI64,
 }
 
 impl Keyfort {
@@ -62,6 +64,7 @@ impl Keyfort {
             authz,
             secrets,
             alerts: alerts::Alerts::new(barrier_for_alerts),
+            near_expiry_secs: std::sync::atomic::AtomicI64::new(events::NEAR_EXPIRY_SECS),
         })
     }
 

@@ -39,6 +39,13 @@ pub struct Config {
     pub network: NetworkConfig,
     #[serde(default)]
     pub private_endpoints: Vec<PrivateEndpointConfig>,
+    /// Near-expiry events fire this many days before a secret's `exp`.
+    #[serde(default = "default_near_expiry")]
+    pub near_expiry_days: i64,
+}
+
+fn default_near_expiry() -> i64 {
+    30
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -88,6 +95,9 @@ pub struct AuditConfig {
     /// Also write every record to standard output.
     #[serde(default)]
     pub stdout: bool,
+    /// Also send every record to this https webhook (batched JSON lines).
+    #[serde(default)]
+    pub webhook: Option<String>,
     /// Rotate the file when it would grow past this many bytes.
     #[serde(default)]
     pub max_file_bytes: Option<u64>,
@@ -134,6 +144,8 @@ const ENV: &[(&str, &str)] = &[
     ("KEYFORT_AUDIT_FILE", "audit.file"),
     ("KEYFORT_TOKEN_LIFETIME_SECS", "token_lifetime_secs"),
     ("KEYFORT_SWEEP_INTERVAL_SECS", "sweep_interval_secs"),
+    ("KEYFORT_NEAR_EXPIRY_DAYS", "near_expiry_days"),
+    ("KEYFORT_AUDIT_WEBHOOK", "audit.webhook"),
 ];
 
 impl Config {
@@ -225,6 +237,11 @@ impl Config {
             ));
         }
         self.network_settings()?;
+        if let Some(w) = &self.audit.webhook
+            && !w.starts_with("https://")
+        {
+            return Err(err("audit.webhook", "must be an https:// URL"));
+        }
         for pe in &self.private_endpoints {
             let setting = format!("private_endpoints.{}", pe.name);
             if pe.listen == self.listen {
@@ -243,6 +260,9 @@ impl Config {
                 keyfort_core::names::check_vault_name(v)
                     .map_err(|e| err(&setting, e.to_string()))?;
             }
+        }
+        if !(1..=365).contains(&self.near_expiry_days) {
+            return Err(err("near_expiry_days", "must be between 1 and 365"));
         }
         if self.sweep_interval_secs == 0 {
             return Err(err("sweep_interval_secs", "must be at least 1"));

@@ -175,6 +175,8 @@ pub async fn run(opts: DevOptions) -> Result<(), BoxError> {
         tls_key: f.server_key.clone(),
         audit_file: data_dir.join("audit.jsonl"),
         audit_stdout: false,
+        near_expiry_days: 30,
+        audit_webhook: None,
         audit_max_file_bytes: 64 * 1024 * 1024,
         audit_checkpoint_every: 100,
         token_lifetime: 3600,

@@ -10,3 +10,4 @@ pub mod http;
 pub mod keyfile;
 pub mod operator;
 pub mod serve;
+pub mod webhook_sink;

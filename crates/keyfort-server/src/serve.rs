@@ -34,6 +34,9 @@ pub struct Setup {
     pub tls_key: PathBuf,
     pub audit_file: PathBuf,
     pub audit_stdout: bool,
+    pub near_expiry_days: i64,
+    /// Also send records to this webhook (JSON lines, batched).
+    pub audit_webhook: Option<String>,
     pub audit_max_file_bytes: u64,
     pub audit_checkpoint_every: u64,
     pub token_lifetime: i64,
@@ -77,6 +80,8 @@ pub fn setup_from_config(config: &Config) -> Result<Setup, BoxError> {
             .clone()
             .unwrap_or_else(|| config.data_dir.join("audit.jsonl")),
         audit_stdout: config.audit.stdout,
+        near_expiry_days: config.near_expiry_days,
+        audit_webhook: config.audit.webhook.clone(),
         audit_max_file_bytes: config.audit.max_file_bytes.unwrap_or(64 * 1024 * 1024),
         audit_checkpoint_every: config.audit.checkpoint_every.unwrap_or(100),
         token_lifetime: config.token_lifetime_secs,
@@ -107,12 +112,21 @@ pub async fn open(setup: Setup) -> Result<(Arc<AppState>, ServeParts), BoxError>
         token_lifetime: setup.token_lifetime,
     };
     let kf = Arc::new(Keyfort::open(barrier, setup.clock, issuer).await?);
+    kf.near_expiry_secs.store(
+        setup.near_expiry_days * keyfort_core::clock::DAY,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let mut sinks: Vec<Box<dyn AuditSink>> = vec![Box::new(FileSink::with_rotation(
         &setup.audit_file,
         setup.audit_max_file_bytes,
     )?)];
     if setup.audit_stdout {
         sinks.push(Box::new(StdoutSink));
+    }
+    if let Some(url) = &setup.audit_webhook {
+        sinks.push(Box::new(crate::webhook_sink::WebhookSink::start(
+            url.clone(),
+        )));
     }
     let auditor = Auditor::new(sinks, keyfort_core::audit::resume_point(&setup.audit_file))
         .with_checkpoint_every(setup.audit_checkpoint_every);

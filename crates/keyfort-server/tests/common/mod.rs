@@ -79,6 +79,8 @@ pub async fn start_with(
         tls_key: dir.path().join("server-key.pem"),
         audit_file: dir.path().join("audit.jsonl"),
         audit_stdout: false,
+        near_expiry_days: 30,
+        audit_webhook: None,
         audit_max_file_bytes: 64 * 1024 * 1024,
         audit_checkpoint_every: 5,
         token_lifetime: 3600,
