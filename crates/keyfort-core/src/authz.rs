@@ -350,6 +350,16 @@ impl Authorizer {
             .cloned())
     }
 
+    /// A role definition that must exist (400 naming it otherwise).
+    pub async fn existing_role(&self, tenant_id: &str, id: &str) -> Result<RoleDefinition> {
+        self.role(tenant_id, id).await?.ok_or_else(|| {
+            Error::bad(format!(
+                "Role definition {} does not exist.",
+                names::printable(id)
+            ))
+        })
+    }
+
     /// Every role definition visible to the tenant.
     pub async fn roles(&self, tenant_id: &str) -> Result<Vec<RoleDefinition>> {
         let mut all = self.builtin.clone();
@@ -442,14 +452,8 @@ impl Authorizer {
     /// well formed, and a role assigned to a single object only reads.
     pub async fn assign_checked(&self, req: NewAssignment<'_>) -> Result<RoleAssignment> {
         let role = self
-            .role(req.tenant_id, req.role_definition_id)
-            .await?
-            .ok_or_else(|| {
-                Error::bad(format!(
-                    "Role definition {} does not exist.",
-                    names::printable(req.role_definition_id)
-                ))
-            })?;
+            .existing_role(req.tenant_id, req.role_definition_id)
+            .await?;
         let segments: Vec<&str> = req.scope.trim_start_matches('/').split('/').collect();
         let object_scope =
             matches!(segments.as_slice(), ["vaults", _, kind, _] if OBJECT_KINDS.contains(kind));

@@ -175,6 +175,38 @@ impl Barrier {
         Ok(out)
     }
 
+    /// One page of records under `prefix` after the key suffix `after`, and
+    /// the suffix to continue after when there is more.
+    pub async fn page<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Stored<T>>, Option<String>)> {
+        let after_key = after.map(|a| format!("{prefix}{a}"));
+        let mut rows = self
+            .list::<T>(prefix, after_key.as_deref(), limit + 1)
+            .await?;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|r| r.key[prefix.len()..].to_owned())
+        } else {
+            None
+        };
+        Ok((rows, next))
+    }
+
+    /// Replaces a record read earlier, if it has not changed since.
+    pub async fn replace<T: Serialize>(&self, stored: Stored<T>, value: &T) -> Result<()> {
+        let sealed = self.seal_json(&stored.key, value).await?;
+        self.commit(
+            Batch::new()
+                .expect_equals(stored.key.clone(), stored.raw)
+                .put(stored.key, sealed),
+        )
+        .await
+    }
+
     /// Every record under `prefix`, page by page.
     pub async fn list_all<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<Stored<T>>> {
         let mut out: Vec<Stored<T>> = Vec::new();

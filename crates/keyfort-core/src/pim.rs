@@ -68,14 +68,8 @@ impl Keyfort {
         }
         let role = self
             .authz
-            .role(tenant_id, role_definition_id)
-            .await?
-            .ok_or_else(|| {
-                Error::bad(format!(
-                    "Role definition {} does not exist.",
-                    names::printable(role_definition_id)
-                ))
-            })?;
+            .existing_role(tenant_id, role_definition_id)
+            .await?;
         let privileged = !role.is_read_only();
         Ok(PimPolicy {
             tenant_id: tenant_id.to_owned(),
@@ -93,9 +87,8 @@ impl Keyfort {
     pub async fn set_pim_policy(&self, mut policy: PimPolicy) -> Result<PimPolicy> {
         let role = self
             .authz
-            .role(&policy.tenant_id, &policy.role_definition_id)
-            .await?
-            .ok_or_else(|| Error::bad("The policy's role definition does not exist."))?;
+            .existing_role(&policy.tenant_id, &policy.role_definition_id)
+            .await?;
         if !(300..=HARD_MAX_DURATION).contains(&policy.max_duration_secs) {
             return Err(Error::bad(
                 "maximumDuration must be between 5 minutes and 24 hours.",
@@ -133,14 +126,8 @@ impl Keyfort {
             .ok_or_else(|| Error::bad("A scope is required."))?;
         let role = self
             .authz
-            .role(tenant_id, role_definition_id)
-            .await?
-            .ok_or_else(|| {
-                Error::bad(format!(
-                    "Role definition {} does not exist.",
-                    names::printable(role_definition_id)
-                ))
-            })?;
+            .existing_role(tenant_id, role_definition_id)
+            .await?;
         if !self.identity.has_object(tenant_id, principal_id).await? {
             return Err(Error::bad(format!(
                 "{} is not a principal or user of this tenant.",

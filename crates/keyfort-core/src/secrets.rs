@@ -391,17 +391,11 @@ impl Secrets {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<SecretView>> {
-        let after_key = after.map(|a| format!("{prefix}{}", names::fold(a)));
-        let mut rows = self
+        let after = after.map(names::fold);
+        let (rows, next) = self
             .barrier
-            .list::<SecretHead>(prefix, after_key.as_deref(), limit + 1)
+            .page::<SecretHead>(prefix, after.as_deref(), limit)
             .await?;
-        let next = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last().map(|r| r.key[prefix.len()..].to_owned())
-        } else {
-            None
-        };
         let items = rows
             .into_iter()
             .map(|r| SecretView {
@@ -428,17 +422,11 @@ impl Secrets {
             .await?
             .ok_or_else(|| not_found(name))?;
         let prefix = versions_prefix(vault, &names::fold(name));
-        let after_key = after.map(|a| format!("{prefix}{}", a.to_ascii_lowercase()));
-        let mut rows = self
+        let after = after.map(str::to_ascii_lowercase);
+        let (rows, next) = self
             .barrier
-            .list::<SecretVersion>(&prefix, after_key.as_deref(), limit + 1)
+            .page::<SecretVersion>(&prefix, after.as_deref(), limit)
             .await?;
-        let next = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last().map(|r| r.key[prefix.len()..].to_owned())
-        } else {
-            None
-        };
         let items = rows
             .into_iter()
             .map(|r| SecretView {

@@ -213,11 +213,7 @@ impl Vaults {
     }
 
     async fn replace(&self, stored: Stored<Vault>, vault: &Vault) -> Result<()> {
-        let sealed = self.barrier.seal_json(&stored.key, vault).await?;
-        let batch = Batch::new()
-            .expect_equals(stored.key.clone(), stored.raw)
-            .put(stored.key.clone(), sealed);
-        let result = self.barrier.commit(batch).await;
+        let result = self.barrier.replace(stored, vault).await;
         self.forget(&vault.name);
         result
     }

@@ -310,7 +310,8 @@ impl Identity {
                 user.object_id.clone(),
                 user.username.clone(),
             );
-            self.save_user(stored, &user)
+            self.barrier
+                .replace(stored, &user)
                 .await
                 .map_err(|_| invalid_grant())?;
             amr.push("otp".into());

@@ -155,21 +155,6 @@ impl Identity {
         Ok(stored.value)
     }
 
-    async fn update_principal(
-        &self,
-        stored: Stored<Principal>,
-        principal: &Principal,
-    ) -> Result<()> {
-        let sealed = self.barrier.seal_json(&stored.key, principal).await?;
-        self.barrier
-            .commit(
-                Batch::new()
-                    .expect_equals(stored.key.clone(), stored.raw)
-                    .put(stored.key, sealed),
-            )
-            .await
-    }
-
     /// Adds a client secret; returns its key id and the secret (shown once).
     pub async fn add_client_secret(&self, tenant_id: &str, id: &str) -> Result<(String, String)> {
         let stored = self.stored_principal(tenant_id, id).await?;
@@ -178,7 +163,7 @@ impl Identity {
         let key_id = credential.key_id.clone();
         let mut p = stored.value.clone();
         p.secrets.push(credential);
-        self.update_principal(stored, &p).await?;
+        self.barrier.replace(stored, &p).await?;
         Ok((key_id, secret))
     }
 
@@ -208,7 +193,7 @@ impl Identity {
         };
         let key_id = credential.key_id.clone();
         p.certificates.push(credential);
-        self.update_principal(stored, &p).await?;
+        self.barrier.replace(stored, &p).await?;
         Ok((key_id, parsed.x5t))
     }
 }

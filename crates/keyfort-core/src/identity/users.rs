@@ -173,18 +173,7 @@ impl Identity {
         let mut user = stored.value.clone();
         user.totp_secret = Some(base64::engine::general_purpose::STANDARD.encode(&secret));
         user.last_totp_step = 0;
-        self.save_user(stored, &user).await?;
+        self.barrier.replace(stored, &user).await?;
         Ok(totp::otpauth_uri("Keyfort", &user.username, &secret))
-    }
-
-    pub(super) async fn save_user(&self, stored: Stored<User>, user: &User) -> Result<()> {
-        let sealed = self.barrier.seal_json(&stored.key, user).await?;
-        self.barrier
-            .commit(
-                Batch::new()
-                    .expect_equals(stored.key.clone(), stored.raw)
-                    .put(stored.key, sealed),
-            )
-            .await
     }
 }

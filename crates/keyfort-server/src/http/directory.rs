@@ -93,19 +93,6 @@ fn user_json(u: &User) -> Value {
     })
 }
 
-fn body_object(body: &[u8]) -> Result<Map<String, Value>, Error> {
-    if body.is_empty() {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(Error::bad("The request body must be a JSON object.")),
-        Err(e) => Err(Error::bad(format!(
-            "The request body is not valid JSON: {e}."
-        ))),
-    }
-}
-
 fn field<'a>(m: &'a Map<String, Value>, name: &str) -> Result<&'a str, Error> {
     m.get(name)
         .and_then(Value::as_str)
@@ -267,7 +254,7 @@ async fn run(
                 ("GET", _) => Json(json!({ "value": state.kf.event_subscriptions(&vault).await? }))
                     .into_response(),
                 ("POST", _) => {
-                    let m = body_object(body)?;
+                    let m = super::body::object_or_empty(body)?;
                     let types = m
                         .get("eventTypes")
                         .and_then(Value::as_array)
@@ -430,7 +417,7 @@ async fn run(
         ("POST", ["tenants"]) => {
             op("TenantCreate");
             require_operator(state, slot, caller).await?;
-            let m = body_object(body)?;
+            let m = super::body::object_or_empty(body)?;
             let (tenant, admin, secret) = state
                 .kf
                 .create_tenant_with_admin(field(&m, "displayName")?)
@@ -470,7 +457,7 @@ async fn run(
                 "Microsoft.Directory/servicePrincipals/write",
             )
             .await?;
-            let m = body_object(body)?;
+            let m = super::body::object_or_empty(body)?;
             let (p, secret) = id
                 .create_service_principal(t, field(&m, "displayName")?)
                 .await?;
@@ -503,7 +490,7 @@ async fn run(
                 "Microsoft.Directory/servicePrincipals/write",
             )
             .await?;
-            let m = body_object(body)?;
+            let m = super::body::object_or_empty(body)?;
             match m.get("type").and_then(Value::as_str).unwrap_or("secret") {
                 "secret" => {
                     let (key_id, secret) = id.add_client_secret(t, p).await?;
@@ -525,7 +512,7 @@ async fn run(
         ("POST", ["tenants", t, "users"]) => {
             op("UserCreate");
             authorize_in_tenant(state, slot, caller, t, "Microsoft.Directory/users/write").await?;
-            let m = body_object(body)?;
+            let m = super::body::object_or_empty(body)?;
             let username = field(&m, "username")?;
             let (user, uri) = id
                 .create_user(NewUser {

@@ -383,7 +383,7 @@ async fn run(
         Put(rg, name) => put_vault(state, tenant, &rg, &name, target, body).await?,
         Patch(rg, name) => {
             target.ok_or_else(|| vault_not_found(&rg, &name))?;
-            let map = parse_object(body)?;
+            let map = super::body::object(body)?;
             let changes = parse_changes(&map, map.get("properties"))?;
             let v = kf.vaults.update(&tenant.id, &name, changes).await?;
             kf.notify(
@@ -429,7 +429,7 @@ async fn run(
             StatusCode::OK.into_response()
         }
         CheckName => {
-            let map = parse_object(body)?;
+            let map = super::body::object(body)?;
             let name = map
                 .get("name")
                 .and_then(Value::as_str)
@@ -454,7 +454,7 @@ async fn put_vault(
     body: &[u8],
 ) -> Result<Response, Error> {
     let kf = &state.kf;
-    let map = parse_object(body)?;
+    let map = super::body::object(body)?;
     let props = map
         .get("properties")
         .and_then(Value::as_object)
@@ -545,16 +545,6 @@ async fn put_vault(
         v
     };
     Ok((StatusCode::CREATED, Json(vault_json(state, &v))).into_response())
-}
-
-fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Error> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(Error::bad("The request body must be a JSON object.")),
-        Err(e) => Err(Error::bad(format!(
-            "The request body is not valid JSON: {e}."
-        ))),
-    }
 }
 
 fn parse_changes(map: &Map<String, Value>, props: Option<&Value>) -> Result<VaultChanges, Error> {

@@ -7,6 +7,7 @@
 //! - `/_health`: an unauthenticated liveness probe, outside the audit layer.
 
 pub mod audit;
+pub mod body;
 pub mod directory;
 pub mod error;
 pub mod identity;

@@ -171,19 +171,6 @@ async fn require(
     Ok(())
 }
 
-fn props(body: &[u8]) -> Result<Map<String, Value>, Error> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(mut m)) => match m.remove("properties") {
-            Some(Value::Object(p)) => Ok(p),
-            _ => Err(Error::bad("The request body needs a 'properties' object.")),
-        },
-        Ok(_) => Err(Error::bad("The request body must be a JSON object.")),
-        Err(e) => Err(Error::bad(format!(
-            "The request body is not valid JSON: {e}."
-        ))),
-    }
-}
-
 fn text<'a>(p: &'a Map<String, Value>, k: &str) -> &'a str {
     p.get(k).and_then(Value::as_str).unwrap_or_default()
 }
@@ -296,7 +283,7 @@ async fn run(
                 "Use PUT to record an approval decision.",
             ));
         }
-        let p = props(body)?;
+        let p = super::body::properties(body)?;
         let approve = match text(&p, "reviewResult") {
             "Approve" => true,
             "Deny" => false,
@@ -327,7 +314,7 @@ async fn run(
                 "Microsoft.Authorization/roleAssignments/write",
             )
             .await?;
-            let p = props(body)?;
+            let p = super::body::properties(body)?;
             let mut policy = kf.pim_policy(&tenant, role, &target_scope).await?;
             if let Some(list) = p.get("approvers").and_then(Value::as_array) {
                 policy.approvers = list
@@ -361,7 +348,7 @@ async fn run(
                 "Microsoft.Authorization/roleAssignments/write",
             )
             .await?;
-            let p = props(body)?;
+            let p = super::body::properties(body)?;
             let principal = text(&p, "principalId");
             let role = role_guid(text(&p, "roleDefinitionId"));
             match p
@@ -437,7 +424,7 @@ async fn run(
         }
         ("PUT", ["roleAssignmentScheduleRequests", _name]) => {
             op("PimActivationRequest");
-            let p = props(body)?;
+            let p = super::body::properties(body)?;
             if p.get("requestType")
                 .and_then(Value::as_str)
                 .unwrap_or("SelfActivate")

@@ -179,19 +179,6 @@ fn change_data(a: &RoleAssignment, change: &str) -> Value {
     json!({ "Change": change, "RoleAssignmentId": a.id, "RoleDefinitionId": a.role_definition_id, "PrincipalId": a.principal_id, "Scope": a.scope })
 }
 
-fn properties(body: &[u8]) -> Result<Map<String, Value>, Error> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(mut m)) => match m.remove("properties") {
-            Some(Value::Object(p)) => Ok(p),
-            _ => Err(Error::bad("The request body needs a 'properties' object.")),
-        },
-        Ok(_) => Err(Error::bad("The request body must be a JSON object.")),
-        Err(e) => Err(Error::bad(format!(
-            "The request body is not valid JSON: {e}."
-        ))),
-    }
-}
-
 fn string_list(v: Option<&Value>, field: &str) -> Result<Option<Vec<String>>, Error> {
     match v {
         None | Some(Value::Null) => Ok(Some(vec![])),
@@ -263,7 +250,7 @@ pub async fn run(
                     "Custom roles are defined at the vault scope '/'.",
                 ));
             }
-            let p = properties(body)?;
+            let p = super::body::properties(body)?;
             let perms = match p.get("permissions") {
                 None | Some(Value::Null) => Map::new(),
                 Some(Value::Array(list)) if list.len() <= 1 => list
@@ -327,7 +314,7 @@ pub async fn run(
             Json(assignment_json(vault, &a)).into_response()
         }
         (Kind::Assignments, "PUT", Some(n)) => {
-            let p = properties(body)?;
+            let p = super::body::properties(body)?;
             let role_id = p
                 .get("roleDefinitionId")
                 .and_then(Value::as_str)

@@ -191,7 +191,7 @@ pub async fn run(
             Json(json!({ "value": B64.encode(blob) })).into_response()
         }
         Restore => {
-            let map = parse_object(body)?;
+            let map = super::body::object(body)?;
             let blob = required_str(&map, "value")?;
             let blob = B64.decode(blob.trim_end_matches('=')).map_err(|_| {
                 Error::bad(
@@ -356,22 +356,6 @@ impl Render<'_> {
     }
 }
 
-fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Error> {
-    if body.is_empty() {
-        return Err(Error::bad(
-            "The request body is empty; this operation needs a JSON object.",
-        ));
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(Error::bad("The request body must be a JSON object.")),
-        // serde_json's syntax errors name a position, never the input text.
-        Err(e) => Err(Error::bad(format!(
-            "The request body is not valid JSON: {e}."
-        ))),
-    }
-}
-
 fn required_str<'a>(map: &'a Map<String, Value>, field: &str) -> Result<&'a str, Error> {
     match map.get(field) {
         Some(Value::String(s)) => Ok(s),
@@ -453,7 +437,7 @@ fn check_write_size(body: &[u8]) -> Result<(), Error> {
 
 fn parse_set(body: &[u8]) -> Result<SetSecret, Error> {
     check_write_size(body)?;
-    let map = parse_object(body)?;
+    let map = super::body::object(body)?;
     Ok(SetSecret {
         value: Zeroizing::new(required_str(&map, "value")?.to_owned()),
         content_type: optional_str(&map, "contentType")?,
@@ -467,7 +451,7 @@ fn parse_update(body: &[u8]) -> Result<UpdateSecret, Error> {
     let map = if body.is_empty() {
         Map::new()
     } else {
-        parse_object(body)?
+        super::body::object(body)?
     };
     if map.contains_key("value") {
         return Err(Error::bad(
