@@ -1,5 +1,6 @@
 """Every secrets operation through azure-keyvault-secrets, with its error cases."""
 import base64
+import json
 import time
 import uuid
 
@@ -297,8 +298,20 @@ def test_oversized_bodies_are_refused_in_azure_format(server):
     r = raw(server, "PUT", f"/secrets/{unique()}", data=b'{"value": "' + b"x" * 100_000 + b'"}',
             headers={"Content-Type": "application/json"})
     assert_error(r, 413, "RequestEntityTooLarge")
-    r = raw(server, "POST", "/secrets/restore", data=b"x" * (33 * 1024 * 1024))
-    assert_error(r, 413, "RequestEntityTooLarge")
+    # A declared length over the limit is refused before the body is sent.
+    import http.client
+    import ssl
+    ctx = ssl.create_default_context(cafile=server.dev["ca_cert"])
+    conn = http.client.HTTPSConnection("dev.vault.localhost", server.port, context=ctx, timeout=30)
+    conn.putrequest("POST", "/secrets/restore?api-version=7.6")
+    conn.putheader("Authorization", f"Bearer {server.token()}")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(33 * 1024 * 1024))
+    conn.endheaders()
+    resp = conn.getresponse()
+    body = json.loads(resp.read())
+    assert resp.status == 413 and body["error"]["code"] == "RequestEntityTooLarge"
+    conn.close()
 
 
 def test_maxresults_bounds(server):

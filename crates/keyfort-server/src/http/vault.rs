@@ -114,10 +114,16 @@ async fn authorize(
     }
 }
 
+fn too_large(limit: usize) -> Error {
+    Error::TooLarge(format!(
+        "The request body is larger than this operation accepts ({limit} bytes), or could not be read."
+    ))
+}
+
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Error> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        Error::TooLarge(format!("The request body is larger than this operation accepts ({limit} bytes), or could not be read."))
-    })
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large(limit))
 }
 
 /// The fallback handler for vault hosts.
@@ -200,6 +206,14 @@ async fn pipeline(
         i.authorization = Some(format!("{} ({})", grant.assignment_id, grant.role_name))
     });
     // The body is read only now: unauthenticated callers cannot make the server buffer it.
+    // A declared length over the limit is refused before a byte is read.
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > op.body_limit()) {
+        return Err(fail(too_large(op.body_limit())));
+    }
     let body = read_body(body, op.body_limit()).await.map_err(fail)?;
     let result = match op {
         VaultOp::Secret(op) => super::secrets::run(state, &vault, op, uri.query(), &body).await,
