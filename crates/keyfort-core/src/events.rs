@@ -52,6 +52,19 @@ fn subs_prefix(vault_id: &str) -> String {
 fn outbox_key(d: &Delivery) -> String {
     format!("sys/outbox/{:020}-{}", d.next_attempt.max(0), d.id)
 }
+/// An id that sorts in creation order (nanoseconds, then randomness), so
+/// deliveries due at the same second go out in the order they were queued.
+fn ordered_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{nanos:032}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
 fn dead_prefix(vault_id: &str) -> String {
     format!("sys/deadletters/{vault_id}/")
 }
@@ -187,7 +200,7 @@ impl Keyfort {
                 "metadataVersion": "1",
             }]);
             let d = Delivery {
-                id: uuid::Uuid::new_v4().simple().to_string(),
+                id: ordered_id(),
                 subscription_id: s.id.clone(),
                 vault_id: vault.id.clone(),
                 endpoint: s.endpoint.clone(),
