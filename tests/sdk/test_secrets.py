@@ -306,7 +306,7 @@ def test_oversized_bodies_are_refused_in_azure_format(server):
     conn.putrequest("POST", "/secrets/restore?api-version=7.6")
     conn.putheader("Authorization", f"Bearer {server.token()}")
     conn.putheader("Content-Type", "application/json")
-    conn.putheader("Content-Length", str(33 * 1024 * 1024))
+    conn.putheader("Content-Length", str(40 * 1024 * 1024))
     conn.endheaders()
     resp = conn.getresponse()
     body = json.loads(resp.read())

@@ -135,14 +135,8 @@ impl AlertRule {
         {
             return Err(Error::bad("result must be Success or Failure."));
         }
-        if let Some(w) = &self.webhook
-            && !(w.starts_with("https://")
-                || w.starts_with("http://127.")
-                || w.starts_with("http://localhost"))
-        {
-            return Err(Error::bad(
-                "The webhook must be https:// (or http:// to a loopback address).",
-            ));
+        if let Some(w) = &self.webhook {
+            crate::events::check_webhook_url(w)?;
         }
         Ok(())
     }

@@ -30,6 +30,8 @@ pub struct AuditRecord {
     pub correlation_id: Option<String>,
     pub operation_name: String,
     pub vault: Option<String>,
+    /// The tenant that owns the resource (the vault's), when known.
+    pub resource_tenant_id: Option<String>,
     pub object: Option<String>,
     pub result_type: &'static str,
     pub http_status: u16,
@@ -185,7 +187,8 @@ struct Chain {
     head: String,
 }
 
-/// Writes each record to every sink, chained; fails only if no sink took it.
+/// Writes each record to every sink, chained; fails when the first sink (the
+/// durable file) does not take it.
 pub struct Auditor {
     sinks: Vec<Box<dyn AuditSink>>,
     chain: Mutex<Chain>,
@@ -241,12 +244,14 @@ impl Auditor {
         value["hash"] = json!(hash);
         let mut line = serde_json::to_vec(&value)?;
         line.push(b'\n');
-        let written = self
+        // Every sink gets the line; the first (the file) must take it, since
+        // the others are copies (stdout) or only queue it (webhook).
+        let taken: Vec<bool> = self
             .sinks
             .iter()
-            .filter(|s| s.write_line(&line).is_ok())
-            .count();
-        if written == 0 {
+            .map(|s| s.write_line(&line).is_ok())
+            .collect();
+        if taken.first() != Some(&true) {
             self.healthy.store(false, Ordering::SeqCst);
             return Err(unavailable());
         }

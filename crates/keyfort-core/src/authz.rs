@@ -138,13 +138,19 @@ fn general_roles() -> Vec<RoleDefinition> {
                 "Microsoft.Authorization/*/Delete",
                 "Microsoft.Authorization/*/Write",
                 "Microsoft.Authorization/elevateAccess/Action",
+                // Managing principals' credentials is access management, not resource management.
+                "Microsoft.Directory/*",
             ],
         ),
         role(
             "User Access Administrator",
             "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
             "Lets you manage user access to Azure resources.",
-            &["*/read", "Microsoft.Authorization/*"],
+            &[
+                "*/read",
+                "Microsoft.Authorization/*",
+                "Microsoft.Directory/*",
+            ],
             &[],
         ),
         role(
@@ -457,7 +463,9 @@ impl Authorizer {
         let segments: Vec<&str> = req.scope.trim_start_matches('/').split('/').collect();
         let object_scope =
             matches!(segments.as_slice(), ["vaults", _, kind, _] if OBJECT_KINDS.contains(kind));
-        if object_scope && !role.is_read_only() {
+        // A custom role on one object must not carry management actions either.
+        let custom_actions = role.custom && !role.actions.as_deref().unwrap_or_default().is_empty();
+        if object_scope && (!role.is_read_only() || custom_actions) {
             return Err(Error::bad(format!(
                 "Role '{}' cannot be assigned at the scope of a single object: only roles whose data actions all read (such as Key Vault Secrets User or Key Vault Reader) can be. Assign it at the vault scope ('/') instead.",
                 role.name

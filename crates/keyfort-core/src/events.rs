@@ -70,23 +70,45 @@ fn dead_prefix(vault_id: &str) -> String {
 }
 
 /// Webhooks must be https, or http to a loopback address (a local receiver).
-fn check_endpoint(url: &str) -> Result<()> {
-    let ok = url.starts_with("https://")
-        || [
-            "http://127.",
-            "http://localhost:",
-            "http://localhost/",
-            "http://[::1]",
-        ]
-        .iter()
-        .any(|p| url.starts_with(p));
-    if ok && url.len() <= 2048 {
-        Ok(())
-    } else {
-        Err(Error::bad(
-            "The endpoint must be an https:// URL (or http:// to a loopback address, for a local receiver).",
-        ))
+/// The host is read the way an HTTP client reads it: no user-info part (which
+/// could hide another host), and for http only a loopback host.
+pub fn check_webhook_url(url: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::bad(format!(
+            "The webhook URL is not accepted: {why}."
+        )))
+    };
+    if url.len() > 2048 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("it is too long or contains spaces");
     }
+    let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(r), _) => (true, r),
+        (_, Some(r)) => (false, r),
+        _ => return bad("use https:// (or http:// to a loopback address, for a local receiver)"),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') || authority.contains('\\') {
+        return bad("it has no host, or a user-info part");
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
+    {
+        return bad("the host is not a DNS name or an IP address");
+    }
+    if !https && !loopback {
+        return bad("plain http is only for a loopback receiver; use https://");
+    }
+    Ok(())
 }
 
 const EVENT_TYPES: &[&str] = &[
@@ -104,7 +126,7 @@ impl Keyfort {
         endpoint: &str,
         event_types: Vec<String>,
     ) -> Result<EventSubscription> {
-        check_endpoint(endpoint)?;
+        check_webhook_url(endpoint)?;
         if let Some(t) = event_types
             .iter()
             .find(|t| !EVENT_TYPES.contains(&t.as_str()))
@@ -356,4 +378,29 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
         "sha256={}",
         keyfort_crypto::digest::hmac_sha256_hex(secret.as_bytes(), body)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_webhook_url as ok;
+
+    #[test]
+    fn webhook_urls() {
+        assert!(ok("https://hooks.example.com/keyfort").is_ok());
+        assert!(ok("http://127.0.0.1:8080/hook").is_ok());
+        assert!(ok("http://localhost:9/x").is_ok());
+        assert!(ok("http://[::1]:9/x").is_ok());
+        for bad in [
+            "http://example.com/hook",
+            "http://127.0.0.1@169.254.169.254/latest",
+            "http://localhost:@10.0.0.5/",
+            "http://localhost.evil.com/x",
+            "https://user:pw@example.com/",
+            "ftp://example.com/",
+            "https:///nohost",
+            "https://exa mple.com/",
+        ] {
+            assert!(ok(bad).is_err(), "{bad} must be refused");
+        }
+    }
 }

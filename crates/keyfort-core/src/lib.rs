@@ -115,11 +115,26 @@ impl Keyfort {
     /// Keeps the audit chain's head (after a checkpoint) in the store, so a
     /// truncated log can be told from a complete one.
     pub async fn save_audit_head(&self, sequence: u64, hash: String) -> Result<()> {
+        // The head only moves forward: a log cut short and resumed cannot
+        // pull it back and hide the cut.
         let key = "sys/audit/head";
-        let sealed = self.barrier.seal_json(key, &(sequence, hash)).await?;
-        self.barrier
-            .commit(keyfort_store::Batch::new().put(key, sealed))
-            .await
+        for _ in 0..5 {
+            let current = self.barrier.get::<(u64, String)>(key).await?;
+            let batch = match &current {
+                Some(c) if c.value.0 >= sequence => return Ok(()),
+                Some(c) => keyfort_store::Batch::new().expect_equals(key, c.raw.clone()),
+                None => keyfort_store::Batch::new().expect_absent(key),
+            };
+            let sealed = self
+                .barrier
+                .seal_json(key, &(sequence, hash.clone()))
+                .await?;
+            match self.barrier.commit(batch.put(key, sealed)).await {
+                Err(Error::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        Ok(())
     }
 
     pub async fn audit_head(&self) -> Result<Option<(u64, String)>> {

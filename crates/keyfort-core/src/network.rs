@@ -71,25 +71,50 @@ pub enum Listener {
 }
 
 impl NetworkSettings {
-    /// The client's address as the rules see it.
-    pub fn client_address(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+    /// The client's address as the rules see it. From a trusted proxy, the
+    /// right-most hop (over every `X-Forwarded-For` line) that is not itself a
+    /// trusted proxy; when that cannot be told (no header, a hop that does
+    /// not parse), the unspecified address `::`, which no allow rule names:
+    /// in doubt, deny.
+    pub fn client_address(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
         let peer = peer.to_canonical();
         let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|c| c.contains(ip));
         if !trusted(peer) {
             return peer;
         }
-        // Walk from the right: the first hop not added by a trusted proxy.
-        let hops: Vec<IpAddr> = forwarded_for
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|h| h.trim().parse::<IpAddr>().ok())
-            .collect();
+        let unknown = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+        let mut hops = Vec::new();
+        for hop in forwarded_for
+            .iter()
+            .flat_map(|line| line.split(','))
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+        {
+            match parse_hop(hop) {
+                Some(ip) => hops.push(ip.to_canonical()),
+                None => return unknown,
+            }
+        }
         hops.iter()
             .rev()
             .copied()
             .find(|h| !trusted(*h))
-            .unwrap_or(peer)
+            .unwrap_or(unknown)
     }
+}
+
+/// One `X-Forwarded-For` hop: an address, optionally with a port
+/// (`1.2.3.4:80`, `[2001:db8::1]:443`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    let (addr, port) = hop.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    addr.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
 /// Parsed `networkAcls`.
@@ -244,18 +269,31 @@ mod tests {
         };
         // Untrusted peer: the header is ignored.
         assert_eq!(
-            s.client_address(ip("203.0.113.9"), Some("1.1.1.1")),
+            s.client_address(ip("203.0.113.9"), &["1.1.1.1"]),
             ip("203.0.113.9")
         );
-        // Trusted peer: the right-most hop that is not a trusted proxy.
+        // Trusted peer: the right-most hop that is not a trusted proxy, over every line.
         assert_eq!(
-            s.client_address(ip("10.0.0.5"), Some("6.6.6.6, 198.51.100.7, 10.0.0.9")),
+            s.client_address(ip("10.0.0.5"), &["6.6.6.6, 198.51.100.7, 10.0.0.9"]),
             ip("198.51.100.7")
         );
-        assert_eq!(s.client_address(ip("10.0.0.5"), None), ip("10.0.0.5"));
         assert_eq!(
-            s.client_address(ip("10.0.0.5"), Some("2001:db8::7")),
+            s.client_address(ip("10.0.0.5"), &["6.6.6.6", "198.51.100.7:4431"]),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            s.client_address(ip("10.0.0.5"), &["2001:db8::7"]),
             ip("2001:db8::7")
+        );
+        assert_eq!(
+            s.client_address(ip("10.0.0.5"), &["[2001:db8::8]:443"]),
+            ip("2001:db8::8")
+        );
+        // In doubt, the address no rule allows.
+        assert_eq!(s.client_address(ip("10.0.0.5"), &[]), ip("::"));
+        assert_eq!(
+            s.client_address(ip("10.0.0.5"), &["6.6.6.6, unknown, 10.0.0.9"]),
+            ip("::")
         );
     }
 }

@@ -304,7 +304,10 @@ impl Keyfort {
             ));
         }
         let allowed = if policy.approvers.is_empty() {
-            self.authz
+            // Whoever may assign this role at the scope; a conditional grant
+            // (Key Vault Data Access Administrator) only for the roles it lists.
+            match self
+                .authz
                 .find_grant(
                     caller,
                     &req.tenant_id,
@@ -313,7 +316,14 @@ impl Keyfort {
                     "Microsoft.Authorization/roleAssignments/write",
                 )
                 .await?
-                .is_some()
+            {
+                Some(grant) => self
+                    .authz
+                    .check_condition(&req.tenant_id, &grant, &req.role_definition_id)
+                    .await
+                    .is_ok(),
+                None => false,
+            }
         } else {
             policy
                 .approvers
@@ -354,6 +364,14 @@ impl Keyfort {
                 "The request is {:?}, not pending approval.",
                 req.status
             )));
+        }
+        let still_eligible = self.eligibilities(&req.tenant_id).await?.iter().any(|e| {
+            e.principal_id == req.principal_id
+                && e.role_definition_id == req.role_definition_id
+                && e.scope == req.scope
+        });
+        if approve && !still_eligible {
+            return Err(Error::Conflict("The requester is no longer eligible for this role at this scope; deny the request.".into()));
         }
         let now = self.clock.now();
         req.decided_by = Some(caller.object_id.clone());

@@ -128,8 +128,17 @@ pub async fn open(setup: Setup) -> Result<(Arc<AppState>, ServeParts), BoxError>
             url.clone(),
         )));
     }
-    let auditor = Auditor::new(sinks, keyfort_core::audit::resume_point(&setup.audit_file))
-        .with_checkpoint_every(setup.audit_checkpoint_every);
+    let resume = keyfort_core::audit::resume_point(&setup.audit_file);
+    if let Some((head_seq, _)) = kf.audit_head().await?
+        && resume.as_ref().is_none_or(|(seq, _)| *seq < head_seq)
+    {
+        tracing::error!(
+            checkpointed = head_seq,
+            on_disk = resume.as_ref().map(|r| r.0).unwrap_or(0),
+            "the audit log on disk ends before the last checkpointed record: it was truncated or replaced; 'keyfort audit verify' reports it"
+        );
+    }
+    let auditor = Auditor::new(sinks, resume).with_checkpoint_every(setup.audit_checkpoint_every);
     let (signer, keeper) = (kf.clone(), kf.clone());
     auditor.set_checkpointing(
         Box::new(move |claims| signer.identity.sign_checkpoint(claims)),
@@ -284,13 +293,7 @@ async fn listen(
 
 /// Delivers queued events to their webhooks, signed, with retries.
 async fn deliver_forever(state: Arc<AppState>) {
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => return tracing::error!(error = %e, "event delivery is off: no HTTP client"),
-    };
+    let http = crate::http::audit::webhook_client();
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let due = match state.kf.due_deliveries().await {
@@ -317,7 +320,7 @@ async fn deliver_forever(state: Arc<AppState>) {
             let error = match sent {
                 Ok(r) if r.status().is_success() => None,
                 Ok(r) => Some(format!("the webhook answered {}", r.status())),
-                Err(e) => Some(format!("the webhook could not be reached: {e}")),
+                Err(_) => Some("the webhook could not be reached".to_string()),
             };
             if let Err(e) = state.kf.delivery_result(&key, d, error).await {
                 tracing::warn!(error = %e, "cannot record an event delivery");

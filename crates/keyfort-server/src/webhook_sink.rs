@@ -37,13 +37,7 @@ impl AuditSink for WebhookSink {
 }
 
 async fn forward(url: String, mut rx: mpsc::Receiver<Vec<u8>>) {
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => return tracing::error!(error = %e, "audit webhook sink has no HTTP client"),
-    };
+    let http = crate::http::audit::webhook_client();
     while let Some(first) = rx.recv().await {
         let mut body = first;
         while body.len() < BATCH * 1024 {
@@ -65,7 +59,7 @@ async fn forward(url: String, mut rx: mpsc::Receiver<Vec<u8>>) {
                 other => {
                     let why = match other {
                         Ok(r) => format!("answered {}", r.status()),
-                        Err(e) => e.to_string(),
+                        Err(_) => "unreachable".to_string(),
                     };
                     tracing::warn!(error = %why, "audit webhook delivery failed; retrying");
                     tokio::time::sleep(backoff).await;

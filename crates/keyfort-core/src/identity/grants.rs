@@ -50,7 +50,13 @@ struct AssertionClaims {
     exp: f64,
     #[serde(default)]
     nbf: Option<f64>,
+    /// Required: each assertion is accepted once.
+    #[serde(default)]
+    jti: Option<String>,
 }
+
+/// The longest lifetime accepted for a client assertion.
+const MAX_ASSERTION_LIFETIME: i64 = 3600;
 
 fn invalid_client() -> OAuthError {
     OAuthError::new(
@@ -92,7 +98,19 @@ impl Identity {
             SignIn::ClientAssertion { client_id, .. } => {
                 client_id.unwrap_or("assertion").to_ascii_lowercase()
             }
-            SignIn::Password { username, .. } => username.to_ascii_lowercase(),
+            // Attempts with a one-time code are counted apart: a password-only
+            // success must not reset the count of wrong codes.
+            SignIn::Password { username, otp, .. } => {
+                format!(
+                    "{}{}",
+                    username.to_ascii_lowercase(),
+                    if otp.is_some_and(|o| !o.is_empty()) {
+                        "#otp"
+                    } else {
+                        ""
+                    }
+                )
+            }
         };
         let account_key = format!("{}/{}", req.tenant_id, names::printable(&account));
         let address_key = format!("ip/{}", req.source);
@@ -232,7 +250,8 @@ impl Identity {
                 same(&jws.header.x5t_s256, &c.x5t_s256) || same(&jws.header.x5t, &c.x5t)
             })
             .ok_or_else(|| {
-                rejected("no registered certificate has the thumbprint in the assertion header")
+                // The same answer as for an unknown client: nothing to enumerate.
+                invalid_client()
             })?;
         let der = base64::engine::general_purpose::STANDARD
             .decode(&cert.der)
@@ -256,6 +275,20 @@ impl Identity {
         let (exp, nbf) = (claims.exp as i64, claims.nbf.map(|n| n as i64));
         if now > exp + SKEW || nbf.is_some_and(|nbf| nbf > now + SKEW) {
             return Err(rejected("the assertion is expired or not yet valid"));
+        }
+        if exp - now > MAX_ASSERTION_LIFETIME {
+            return Err(rejected("the assertion lives longer than an hour"));
+        }
+        let jti = claims
+            .jti
+            .as_deref()
+            .filter(|j| !j.is_empty() && j.len() <= 256)
+            .ok_or_else(|| rejected("the assertion has no jti"))?;
+        if !self
+            .throttle
+            .first_use(&format!("{}/{jti}", principal.app_id), exp + SKEW, now)
+        {
+            return Err(rejected("this assertion was already used"));
         }
         Ok(Subject {
             tenant_id: tenant_id.to_owned(),

@@ -23,6 +23,8 @@ struct Entry {
 #[derive(Default)]
 pub struct Throttle {
     entries: Mutex<HashMap<String, Entry>>,
+    /// One-time values seen (client assertion `jti`s), until they expire.
+    used: Mutex<HashMap<String, i64>>,
 }
 
 fn lock_for(failures: u32, free: u32) -> i64 {
@@ -56,6 +58,21 @@ impl Throttle {
             let lock = lock_for(e.failures, free);
             if lock > 0 {
                 e.locked_until = now + lock;
+            }
+        }
+    }
+
+    /// True the first time `key` is seen before `until`; a replay is false.
+    pub fn first_use(&self, key: &str, until: i64, now: i64) -> bool {
+        let mut used = self.used.lock().expect("throttle lock");
+        if used.len() >= MAX_ENTRIES {
+            used.retain(|_, t| *t > now);
+        }
+        match used.get(key) {
+            Some(t) if *t > now => false,
+            _ => {
+                used.insert(key.to_owned(), until);
+                true
             }
         }
     }

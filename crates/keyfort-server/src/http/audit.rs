@@ -21,6 +21,8 @@ use super::error::{ApiError, FailureReason};
 pub struct AuditInfo {
     pub operation: Option<&'static str>,
     pub vault: Option<String>,
+    /// The tenant owning the resource the request touched.
+    pub tenant: Option<String>,
     pub object: Option<String>,
     pub identity: Option<AuditIdentity>,
     pub authorization: Option<String>,
@@ -71,7 +73,7 @@ pub async fn audit_layer(
     let correlation_id = sanitized_header(&req, "x-ms-client-request-id");
     let client_ip = state
         .network
-        .client_address(peer.ip(), super::request::forwarded_for(req.headers()))
+        .client_address(peer.ip(), &super::request::forwarded_for(req.headers()))
         .to_string();
 
     // Fail closed: while no sink can record, nothing runs.
@@ -88,6 +90,10 @@ pub async fn audit_layer(
         request_id: request_id.clone(),
         correlation_id: correlation_id.clone(),
         operation_name: info.operation.unwrap_or("Unknown").to_owned(),
+        resource_tenant_id: info
+            .tenant
+            .clone()
+            .or_else(|| info.identity.as_ref().map(|i| i.tenant_id.clone())),
         vault: info.vault,
         object: info.object,
         result_type: if status < 400 { "Success" } else { "Failure" },
@@ -150,15 +156,19 @@ async fn alert_on(state: Arc<AppState>, record: AuditRecord) {
     for alert in fired {
         tracing::warn!(rule = %alert.rule_name, group = %alert.group, count = alert.count, vault = ?alert.vault, "alert fired");
         if let Some(url) = &alert.webhook {
-            let sent = reqwest::Client::new()
-                .post(url)
-                .json(&alert)
-                .timeout(std::time::Duration::from_secs(10))
-                .send()
-                .await;
-            if let Err(e) = sent {
-                tracing::warn!(rule = %alert.rule_name, error = %e, "alert webhook failed");
+            let sent = webhook_client().post(url).json(&alert).send().await;
+            if sent.is_err() {
+                tracing::warn!(rule = %alert.rule_name, "alert webhook could not be reached");
             }
         }
     }
+}
+
+/// An HTTP client for webhooks: no redirects (they could lead anywhere), a timeout.
+pub fn webhook_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
 }

@@ -381,19 +381,10 @@ async fn run(
                     .unwrap_or(100)
                     .min(10_000),
             };
-            let tenant_vaults: Vec<String> = state
-                .kf
-                .tenant_vaults(&caller.tenant_id)
-                .await?
-                .into_iter()
-                .map(|v| v.name)
-                .collect();
             let visible = |r: &Value| {
                 operator
+                    || r["resourceTenantId"].as_str() == Some(caller.tenant_id.as_str())
                     || r["identity"]["tenantId"].as_str() == Some(caller.tenant_id.as_str())
-                    || r["vault"]
-                        .as_str()
-                        .is_some_and(|v| tenant_vaults.iter().any(|t| t.eq_ignore_ascii_case(v)))
             };
             Json(json!({ "value": keyfort_core::audit::query(&state.audit_file, &q, visible) }))
                 .into_response()

@@ -78,6 +78,7 @@ pub async fn token(
     Extension(slot): Extension<AuditSlot>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(tenant): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
     slot.update(|i| i.operation = Some("TokenIssue"));
@@ -156,7 +157,11 @@ pub async fn token(
             })
         });
     }
-    let source = peer.ip().to_canonical().to_string();
+    // Throttling counts the client's address, not a proxy's.
+    let source = state
+        .network
+        .client_address(peer.ip(), &super::request::forwarded_for(&headers))
+        .to_string();
     let issued = state
         .kf
         .identity

@@ -149,12 +149,15 @@ async fn chain_of(
     })
 }
 
+/// A grant for `action` over `chain`; the granting role's condition (Key
+/// Vault Data Access Administrator's) must also allow `role`.
 async fn require(
     state: &AppState,
     slot: &AuditSlot,
     caller: &Caller,
     chain: &[String],
     action: &str,
+    role: &str,
 ) -> Result<(), Error> {
     let grant = state
         .kf
@@ -168,6 +171,11 @@ async fn require(
     slot.update(|i| {
         i.authorization = Some(format!("{} ({})", grant.assignment_id, grant.role_name))
     });
+    state
+        .kf
+        .authz
+        .check_condition(&caller.tenant_id, &grant, role)
+        .await?;
     Ok(())
 }
 
@@ -312,6 +320,7 @@ async fn run(
                 caller,
                 &chain,
                 "Microsoft.Authorization/roleAssignments/write",
+                role,
             )
             .await?;
             let p = super::body::properties(body)?;
@@ -340,15 +349,16 @@ async fn run(
             Json(policy_json(&kf.set_pim_policy(policy).await?)).into_response()
         }
         ("PUT", ["roleEligibilityScheduleRequests", _name]) => {
+            let p = super::body::properties(body)?;
             require(
                 state,
                 slot,
                 caller,
                 &chain,
                 "Microsoft.Authorization/roleAssignments/write",
+                &role_guid(text(&p, "roleDefinitionId")),
             )
             .await?;
-            let p = super::body::properties(body)?;
             let principal = text(&p, "principalId");
             let role = role_guid(text(&p, "roleDefinitionId"));
             match p

@@ -109,6 +109,12 @@ impl RbacOp {
         }
     }
 
+    /// Custom roles are tenant-wide: changing one needs a grant at the
+    /// subscription (or tenant), not just on this vault.
+    pub fn tenant_wide(&self) -> bool {
+        self.kind == Kind::Definitions && self.method != Method::GET
+    }
+
     /// The object the scope names, if one.
     pub fn object(&self) -> Option<(&str, &str)> {
         let mut parts = self.scope.trim_start_matches('/').splitn(2, '/');
@@ -193,6 +199,12 @@ fn string_list(v: Option<&Value>, field: &str) -> Result<Option<Vec<String>>, Er
             .map(Some),
         Some(_) => Err(Error::bad(format!("'{field}' must be a list of strings."))),
     }
+}
+
+/// At the vault's scope or below it: what a grant on the vault may remove.
+fn in_vault(vault: &Vault, a: &RoleAssignment) -> bool {
+    let vault_scope = scope_of(vault, None);
+    a.scope == vault_scope || a.scope.starts_with(&format!("{vault_scope}/"))
 }
 
 fn in_scope(vault: &Vault, a: &RoleAssignment, scope: &str) -> bool {
@@ -356,7 +368,7 @@ pub async fn run(
                 .assignments(tenant)
                 .await?
                 .into_iter()
-                .find(|a| a.id.eq_ignore_ascii_case(&n) && in_scope(vault, a, "/"))
+                .find(|a| a.id.eq_ignore_ascii_case(&n) && in_vault(vault, a))
                 .ok_or_else(|| asg_not_found(&n))?;
             authz
                 .check_condition(tenant, grant, &existing.role_definition_id)

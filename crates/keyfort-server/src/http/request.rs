@@ -168,9 +168,15 @@ pub async fn authenticate_management(
         .map_err(|e| Box::new(unauthorized(e.public_message())))
 }
 
-/// The `X-Forwarded-For` header, if any (believed only from trusted proxies).
-pub fn forwarded_for(headers: &HeaderMap) -> Option<&str> {
-    headers.get("x-forwarded-for").and_then(|h| h.to_str().ok())
+/// Every `X-Forwarded-For` line (believed only from trusted proxies). A line
+/// that is not text becomes a hop that does not parse, so the address is
+/// unknown rather than the proxy's.
+pub fn forwarded_for(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|h| h.to_str().unwrap_or("?"))
+        .collect()
 }
 
 #[cfg(test)]

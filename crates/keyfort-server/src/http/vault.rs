@@ -35,6 +35,8 @@ pub struct Permission<'a> {
     pub plane: Plane,
     pub action: &'static str,
     pub object: Option<(&'a str, &'a str)>,
+    /// Checked at the subscription, not the vault (tenant-wide changes).
+    pub tenant_wide: bool,
 }
 
 impl VaultOp {
@@ -58,11 +60,13 @@ impl VaultOp {
                 plane: Plane::Data,
                 action: op.action(),
                 object: op.object().map(|n| ("secrets", n)),
+                tenant_wide: false,
             },
             VaultOp::Rbac(op) => Permission {
                 plane: Plane::Control,
                 action: op.action(),
                 object: op.object(),
+                tenant_wide: op.tenant_wide(),
             },
         }
     }
@@ -93,11 +97,15 @@ async fn authorize(
                 .await
         }
         Plane::Control => {
-            let chain = scope_chain(
-                &vault.subscription_id,
-                Some(&vault.resource_group),
-                Some((vault, p.object)),
-            );
+            let chain = if p.tenant_wide {
+                scope_chain(&vault.subscription_id, None, None)
+            } else {
+                scope_chain(
+                    &vault.subscription_id,
+                    Some(&vault.resource_group),
+                    Some((vault, p.object)),
+                )
+            };
             state
                 .kf
                 .authz
@@ -120,10 +128,18 @@ fn too_large(limit: usize) -> Error {
     ))
 }
 
+/// Bytes read past a limit before refusing, so a client that sends its
+/// whole (too large) body still reads a clean 413 instead of a reset.
+const DRAIN: usize = 1024 * 1024;
+
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, Error> {
-    axum::body::to_bytes(body, limit)
+    let bytes = axum::body::to_bytes(body, limit.saturating_add(DRAIN))
         .await
-        .map_err(|_| too_large(limit))
+        .map_err(|_| too_large(limit))?;
+    if bytes.len() > limit {
+        return Err(too_large(limit));
+    }
+    Ok(bytes)
 }
 
 /// The fallback handler for vault hosts.
@@ -145,7 +161,7 @@ pub async fn data_plane(
     }
     let client = state
         .network
-        .client_address(peer.ip(), forwarded_for(&headers));
+        .client_address(peer.ip(), &forwarded_for(&headers));
     match pipeline(
         &state,
         &slot,
@@ -175,7 +191,10 @@ async fn pipeline(
     let vault = resolve_vault(state, request_host(&uri, &headers))
         .await
         .map_err(fail)?;
-    slot.update(|i| i.vault = Some(vault.name.clone()));
+    slot.update(|i| {
+        i.vault = Some(vault.name.clone());
+        i.tenant = Some(vault.tenant_id.clone());
+    });
     // Network rules come first: a refused address learns nothing more.
     keyfort_core::network::check(&vault, client, listener, &state.network).map_err(fail)?;
     let op = VaultOp::parse(&method, uri.path())
@@ -211,7 +230,7 @@ async fn pipeline(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > op.body_limit()) {
+    if declared.is_some_and(|n| n > op.body_limit().saturating_add(DRAIN)) {
         return Err(fail(too_large(op.body_limit())));
     }
     let body = read_body(body, op.body_limit()).await.map_err(fail)?;
