@@ -232,17 +232,17 @@ impl Store for SqliteStore {
             _ => String::new(),
         };
         let prefix = prefix.to_owned();
-        let upper = prefix_upper_bound(&prefix);
+        // Keys are ASCII, so U+007F sorts after every key: an upper bound that
+        // is always a plain range keeps the primary-key index in use (an
+        // `OR` in the bound made SQLite scan to the end of the table).
+        let upper =
+            prefix_upper_bound(&prefix).unwrap_or_else(|| "\u{7f}".repeat(prefix.len() + 1));
         Box::pin(self.with_reader(move |conn| {
             let mut stmt = conn
-                .prepare_cached(
-                    "SELECT key, value FROM kv WHERE key >= ?1 AND key > ?2 AND (?3 IS NULL OR key < ?3) ORDER BY key LIMIT ?4",
-                )
+                .prepare_cached("SELECT key, value FROM kv WHERE key >= ?1 AND key > ?2 AND key < ?3 ORDER BY key LIMIT ?4")
                 .map_err(engine)?;
             let rows = stmt
-                .query_map(params![prefix, lower, upper, limit as i64], |r| {
-                    Ok(Entry { key: r.get(0)?, value: r.get(1)? })
-                })
+                .query_map(params![prefix, lower, upper, limit as i64], |r| Ok(Entry { key: r.get(0)?, value: r.get(1)? }))
                 .map_err(engine)?;
             rows.collect::<std::result::Result<Vec<_>, _>>().map_err(engine)
         }))
