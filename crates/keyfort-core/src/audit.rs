@@ -47,9 +47,33 @@ pub struct AuditRecord {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditIdentity {
-    pub tenant_id: String,
-    pub object_id: String,
+    // Alphabetical, as the chain's canonical JSON orders keys.
     pub app_id: String,
+    pub object_id: String,
+    pub tenant_id: String,
+}
+
+/// A record as chained: every member in alphabetical order, so serializing
+/// the struct gives the canonical JSON (sorted keys) directly.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Chained<'a> {
+    authorization: &'a Option<String>,
+    caller_ip: &'a str,
+    correlation_id: &'a Option<String>,
+    duration_ms: u64,
+    http_status: u16,
+    identity: &'a Option<AuditIdentity>,
+    object: &'a Option<String>,
+    operation_name: &'a str,
+    previous_hash: &'a str,
+    reason: &'a Option<String>,
+    request_id: &'a str,
+    resource_tenant_id: &'a Option<String>,
+    result_type: &'a str,
+    sequence: u64,
+    time: &'a str,
+    vault: &'a Option<String>,
 }
 
 /// Where records go.
@@ -167,9 +191,14 @@ impl AuditSink for StdoutSink {
 /// SHA-256 (hex) over the previous hash and the canonical JSON of a record
 /// without its `hash` (serde_json sorts object keys).
 pub fn chain_hash(previous: &str, record: &Value) -> String {
-    let mut buf = previous.as_bytes().to_vec();
+    hash_canonical(previous, &serde_json::to_vec(record).unwrap_or_default())
+}
+
+fn hash_canonical(previous: &str, canonical: &[u8]) -> String {
+    let mut buf = Vec::with_capacity(previous.len() + 1 + canonical.len());
+    buf.extend_from_slice(previous.as_bytes());
     buf.push(b'\n');
-    buf.extend_from_slice(&serde_json::to_vec(record).unwrap_or_default());
+    buf.extend_from_slice(canonical);
     keyfort_crypto::digest::sha256(&buf)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -236,14 +265,22 @@ impl Auditor {
     }
 
     /// Appends one chained line to every sink.
+    /// Appends a non-request record (checkpoint, sink check) given as JSON.
     fn append(&self, chain: &mut Chain, mut value: Value) -> Result<()> {
-        let sequence = chain.sequence + 1;
-        value["sequence"] = json!(sequence);
+        value["sequence"] = json!(chain.sequence + 1);
         value["previousHash"] = json!(chain.head);
-        let hash = chain_hash(&chain.head, &value);
-        value["hash"] = json!(hash);
-        let mut line = serde_json::to_vec(&value)?;
-        line.push(b'\n');
+        let canonical = serde_json::to_vec(&value)?;
+        self.append_canonical(chain, canonical)
+    }
+
+    /// Appends a record whose canonical JSON (sorted keys, with `sequence`
+    /// and `previousHash`, without `hash`) is `canonical`.
+    fn append_canonical(&self, chain: &mut Chain, canonical: Vec<u8>) -> Result<()> {
+        let sequence = chain.sequence + 1;
+        let hash = hash_canonical(&chain.head, &canonical);
+        let mut line = canonical;
+        line.pop(); // the closing brace
+        line.extend_from_slice(format!(",\"hash\":\"{hash}\"}}\n").as_bytes());
         // Every sink gets the line; the first (the file) must take it, since
         // the others are copies (stdout) or only queue it (webhook).
         let taken: Vec<bool> = self
@@ -263,7 +300,25 @@ impl Auditor {
 
     pub fn record(&self, record: &AuditRecord) -> Result<()> {
         let mut chain = self.chain.lock().map_err(|_| unavailable())?;
-        self.append(&mut chain, serde_json::to_value(record)?)?;
+        let canonical = serde_json::to_vec(&Chained {
+            authorization: &record.authorization,
+            caller_ip: &record.caller_ip,
+            correlation_id: &record.correlation_id,
+            duration_ms: record.duration_ms,
+            http_status: record.http_status,
+            identity: &record.identity,
+            object: &record.object,
+            operation_name: &record.operation_name,
+            previous_hash: &chain.head,
+            reason: &record.reason,
+            request_id: &record.request_id,
+            resource_tenant_id: &record.resource_tenant_id,
+            result_type: record.result_type,
+            sequence: chain.sequence + 1,
+            time: &record.time,
+            vault: &record.vault,
+        })?;
+        self.append_canonical(&mut chain, canonical)?;
         if chain.sequence % self.checkpoint_every == 0
             && let Some(sign) = self.signer.get()
         {
@@ -576,6 +631,51 @@ mod tests {
             self.1.lock().unwrap().extend_from_slice(line);
             Ok(())
         }
+    }
+
+    #[test]
+    fn request_records_serialize_in_canonical_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        let auditor = Auditor::new(vec![Box::new(FileSink::open(&path).unwrap())], None);
+        let rec = AuditRecord {
+            time: "t".into(),
+            request_id: "r".into(),
+            correlation_id: Some("c".into()),
+            operation_name: "SecretGet".into(),
+            vault: Some("dev".into()),
+            resource_tenant_id: Some("x".into()),
+            object: Some("secrets/a".into()),
+            result_type: "Success",
+            http_status: 200,
+            caller_ip: "127.0.0.1".into(),
+            identity: Some(AuditIdentity {
+                app_id: "a".into(),
+                object_id: "o".into(),
+                tenant_id: "t".into(),
+            }),
+            authorization: Some("z".into()),
+            reason: None,
+            duration_ms: 3,
+        };
+        auditor.record(&rec).unwrap();
+        // The line without its hash re-serializes (sorted keys) to exactly the hashed bytes.
+        let line = std::fs::read_to_string(&path).unwrap();
+        let mut v: Value = serde_json::from_str(line.trim()).unwrap();
+        let stated = v.as_object_mut().unwrap().remove("hash").unwrap();
+        assert_eq!(chain_hash(GENESIS, &v), stated.as_str().unwrap());
+        let mut fields = serde_json::to_value(&rec)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .clone();
+        fields.insert("sequence".into(), json!(1));
+        fields.insert("previousHash".into(), json!(GENESIS));
+        assert_eq!(
+            v,
+            Value::Object(fields),
+            "every field of the record is in the line"
+        );
     }
 
     #[test]

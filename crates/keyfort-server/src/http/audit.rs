@@ -107,7 +107,6 @@ pub async fn audit_layer(
             .map(|r| r.0.clone()),
         duration_ms: started.elapsed().as_millis() as u64,
     };
-    let observed = record.clone();
     if let Err(e) = state.auditor.record(&record) {
         tracing::error!(
             request_id,
@@ -115,7 +114,12 @@ pub async fn audit_layer(
         );
         response = ApiError(e).into_response();
     }
-    tokio::spawn(alert_on(state.clone(), observed));
+    let tenant = record.resource_tenant_id.clone().filter(|t| !t.is_empty());
+    if let Some(tenant) = tenant
+        && state.kf.alerts.may_match(&tenant, &record)
+    {
+        tokio::spawn(alert_on(state.clone(), tenant, record));
+    }
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         headers.insert("x-ms-request-id", v);
@@ -128,22 +132,7 @@ pub async fn audit_layer(
 
 /// Counts a record against its tenant's alert rules and delivers what fires:
 /// to the log always, and to the rule's webhook if it has one.
-async fn alert_on(state: Arc<AppState>, record: AuditRecord) {
-    let tenant = match &record.vault {
-        Some(v) => state
-            .kf
-            .vaults
-            .get(v)
-            .await
-            .ok()
-            .flatten()
-            .map(|v| v.tenant_id.clone()),
-        None => None,
-    }
-    .or_else(|| record.identity.as_ref().map(|i| i.tenant_id.clone()));
-    let Some(tenant) = tenant.filter(|t| !t.is_empty()) else {
-        return;
-    };
+async fn alert_on(state: Arc<AppState>, tenant: String, record: AuditRecord) {
     let fired = match state
         .kf
         .alerts
