@@ -112,6 +112,47 @@ def test_certificate_credential(server, tmp_path):
         bad.get_token(server.dev["audience"] + "/.default")
 
 
+def _certificate(tmp_path, name, not_before, not_after):
+    """A self-signed certificate with the given window, and a PEM of key + certificate."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now + not_before).not_valid_after(now + not_after)
+            .sign(key, hashes.SHA256()))
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    (tmp_path / f"{name}.crt").write_bytes(cert_pem)
+    (tmp_path / f"{name}.pem").write_bytes(key_pem + cert_pem)
+    return tmp_path / f"{name}.crt", tmp_path / f"{name}.pem"
+
+
+def test_certificate_credential_outside_its_validity_is_refused(server, tmp_path):
+    import datetime
+    day = datetime.timedelta(days=1)
+    p = cli_json(server, "principal", "create", "--name", "cert-window-app")
+    expired, _ = _certificate(tmp_path, "expired", -3 * day, -day)
+    r = cli(server, "principal", "add-credential", "--id", p["objectId"], "--certificate", str(expired), "-o", "json")
+    assert r.returncode != 0 and "expired" in r.stderr
+    future, both = _certificate(tmp_path, "future", day, 3 * day)
+    cli_json(server, "principal", "add-credential", "--id", p["objectId"], "--certificate", str(future))
+    cred = CertificateCredential(server.dev["tenant_id"], p["appId"], certificate_path=str(both),
+                                 authority=server.dev["authority"], disable_instance_discovery=True,
+                                 connection_verify=server.dev["ca_cert"])
+    with pytest.raises(ClientAuthenticationError) as e:
+        cred.get_token(server.dev["audience"] + "/.default")
+    assert "not yet valid" in str(e.value)
+
+
 def test_user_password_totp_and_throttling(server):
     name = f"alice-{uuid.uuid4().hex[:6]}@example.com"
     password = f"correct horse {uuid.uuid4().hex[:8]}"

@@ -264,6 +264,11 @@ impl Identity {
             .verify(&jws.header.alg, jws.signed, &jws.signature)
             .map_err(|e| rejected(&e.to_string()))?;
         let now = self.clock.now();
+        if !parsed.is_valid_at(now) {
+            return Err(rejected(
+                "the certificate credential is expired or not yet valid",
+            ));
+        }
         if claims.iss != claims.sub {
             return Err(rejected("iss and sub must both be the client id"));
         }

@@ -177,6 +177,11 @@ impl Identity {
     ) -> Result<(String, String)> {
         let parsed = ParsedCertificate::from_pem(pem)
             .map_err(|e| Error::bad(format!("The certificate cannot be used: {e}.")))?;
+        if parsed.not_after < self.clock.now() {
+            return Err(Error::bad(
+                "The certificate cannot be used: it has expired.",
+            ));
+        }
         let stored = self.stored_principal(tenant_id, id).await?;
         let mut p = stored.value.clone();
         if p.certificates.iter().any(|c| c.x5t_s256 == parsed.x5t_s256) {
