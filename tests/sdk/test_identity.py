@@ -17,7 +17,7 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.identity import CertificateCredential, ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
 
-from conftest import BIN, remember
+from conftest import BIN, DevServer, remember
 
 
 def cli(server, *args, stdin=None, env=None):
@@ -185,6 +185,35 @@ def test_user_password_totp_and_throttling(server):
 
     new_uri = cli_json(server, "user", "reset-totp", "--username", name)["otpauthUri"]
     assert new_uri != u["otpauthUri"]
+    cli_json(server, "user", "delete", "--username", name)
+
+
+def test_concurrent_guesses_cannot_outrun_the_lockout(tmp_path):
+    """Twenty wrong passwords sent at once: only the five the account may fail
+    are checked; the rest wait for them and then find the account locked.
+    A server of its own, so the failures do not count against the shared one."""
+    server = DevServer(tmp_path / "guesses").start()
+    try:
+        _concurrent_guesses(server)
+    finally:
+        server.stop()
+
+
+def _concurrent_guesses(server):
+    from concurrent.futures import ThreadPoolExecutor
+    name = f"bob-{uuid.uuid4().hex[:6]}@example.com"
+    cli_json(server, "user", "create", "--username", name, stdin=f"right horse {uuid.uuid4().hex[:8]}")
+    t, scope = server.dev["tenant_id"], server.dev["audience"] + "/.default"
+
+    def guess(i):
+        return token_request(server, t, grant_type="password", username=name, password=f"guess number {i}!",
+                             scope=scope)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(guess, range(20)))
+    checked = [r for r in answers if r.status_code == 400]
+    refused = [r for r in answers if r.status_code == 429]
+    assert len(checked) == 5 and len(refused) == 15, [r.status_code for r in answers]
+    assert all("retry in" in r.json()["error_description"] for r in refused)
     cli_json(server, "user", "delete", "--username", name)
 
 

@@ -9,6 +9,7 @@ use keyfort_crypto::x509::CertificateCredential as ParsedCertificate;
 use keyfort_crypto::{password, totp};
 use serde::Deserialize;
 
+use super::throttle::{self, Attempt, Refused};
 use super::{Identity, IssuedToken, OAuthError, SKEW, Subject, is_guid};
 use crate::names;
 
@@ -113,20 +114,25 @@ impl Identity {
             }
         };
         let account_key = format!("{}/{}", req.tenant_id, names::printable(&account));
-        let address_key = format!("ip/{}", req.source);
+        let address_key = throttle::address_key(req.source);
         let now = self.clock.now();
-        if let Some(wait) = self
-            .throttle
-            .retry_after(&[account_key.clone(), address_key.clone()], now)
-        {
-            return Err(OAuthError::new(
-                429,
-                "temporarily_unavailable",
-                format!(
-                    "AADSTS50053: Too many failed sign-ins for this account or from this address; retry in {wait} seconds."
+        let attempt = self
+            .begin_attempt(&account_key, &address_key, now)
+            .await
+            .map_err(|refused| match refused {
+                Refused::Locked(wait) => OAuthError::new(
+                    429,
+                    "temporarily_unavailable",
+                    format!(
+                        "AADSTS50053: Too many failed sign-ins for this account or from this address; retry in {wait} seconds."
+                    ),
                 ),
-            ));
-        }
+                Refused::Busy => OAuthError::new(
+                    429,
+                    "temporarily_unavailable",
+                    "AADSTS50196: Too many sign-ins for this account or from this address are in progress; retry in 1 second.",
+                ),
+            })?;
         let outcome = match req.sign_in {
             SignIn::ClientSecret { client_id, secret } => {
                 self.check_client_secret(req.tenant_id, client_id, secret)
@@ -151,14 +157,38 @@ impl Identity {
         };
         match outcome {
             Ok(subject) => {
-                self.throttle.succeeded(&account_key);
+                self.throttle.succeeded(attempt);
                 self.issue(subject, audience)
             }
             Err(e) => {
+                // An internal error is not the caller's failure; dropping the
+                // attempt only gives its place back.
                 if e.status != 500 {
-                    self.throttle.failed(&account_key, &address_key, now);
+                    self.throttle.failed(attempt, now);
                 }
                 Err(e)
+            }
+        }
+    }
+
+    /// Reserves a place for a sign-in attempt. When as many attempts are
+    /// already running as may still fail, waits a little for them to finish
+    /// (legitimate clients often start together) before refusing.
+    async fn begin_attempt(
+        &self,
+        account: &str,
+        address: &str,
+        now: i64,
+    ) -> Result<Attempt<'_>, Refused> {
+        const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+        const STEP: std::time::Duration = std::time::Duration::from_millis(20);
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            match self.throttle.begin(account, address, now) {
+                Err(Refused::Busy) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(STEP).await
+                }
+                other => return other,
             }
         }
     }
