@@ -82,6 +82,9 @@ def test_vault_lifecycle(server):
         m.vaults.begin_purge_deleted(name, "westeurope").result()
     assert e.value.status_code == 403, "purge protection refuses purge before retention ends"
 
+    with pytest.raises(HttpResponseError) as e:
+        m.vaults.begin_create_or_update("rg-other", name, params(server, create_mode="recover")).result()
+    assert e.value.status_code == 400 and "rg-app" in str(e.value), "recovered only into its own resource group"
     recovered = m.vaults.begin_create_or_update("rg-app", name, params(server, create_mode="recover")).result()
     assert recovered.name == name
     assert m.vaults.get("rg-app", name).tags == {"env": "prod"}

@@ -294,9 +294,22 @@ impl Vaults {
     }
 
     /// Brings a soft-deleted vault back whole: its key, objects and role
-    /// assignments were kept.
-    pub async fn recover(&self, tenant_id: &str, name: &str) -> Result<Vault> {
-        self.get_deleted(tenant_id, name).await?;
+    /// assignments were kept. Only into the resource group it was deleted
+    /// from: the caller was authorized against that group, and a grant on
+    /// another group says nothing about this vault.
+    pub async fn recover(
+        &self,
+        tenant_id: &str,
+        resource_group: &str,
+        name: &str,
+    ) -> Result<Vault> {
+        let deleted = self.get_deleted(tenant_id, name).await?;
+        if !deleted.resource_group.eq_ignore_ascii_case(resource_group) {
+            return Err(Error::bad(format!(
+                "The soft-deleted vault '{}' belongs to resource group '{}'; recover it there.",
+                deleted.name, deleted.resource_group
+            )));
+        }
         let stored = self
             .lookup(name)
             .await?

@@ -491,7 +491,7 @@ async fn put_vault(
         .and_then(Value::as_str)
         .unwrap_or("default");
     if create_mode.eq_ignore_ascii_case("recover") {
-        let v = kf.vaults.recover(&tenant.id, name).await?;
+        let v = kf.vaults.recover(&tenant.id, rg, name).await?;
         kf.notify(
             &v,
             "VaultChanged",
