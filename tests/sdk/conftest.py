@@ -61,9 +61,10 @@ def free_port() -> int:
 class DevServer:
     """One `keyfort dev` process with its own data folder."""
 
-    def __init__(self, data_dir: Path, *extra: str):
+    def __init__(self, data_dir: Path, *extra: str, preexec_fn=None):
         self.data_dir = data_dir
         self.extra = extra
+        self.preexec_fn = preexec_fn
         self.port = free_port()
         self.proc = None
         self.dev = None
@@ -81,6 +82,7 @@ class DevServer:
             [str(BIN), "dev", "--data-dir", str(self.data_dir), "--port", str(self.port), *self.extra],
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            preexec_fn=self.preexec_fn,
         )
         dev_json = self.data_dir / "dev.json"
         deadline = time.time() + 60

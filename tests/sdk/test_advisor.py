@@ -1,16 +1,43 @@
 """The best-practice advisor: a vault set up against each practice yields the
 expected finding; a vault that follows them all yields none."""
+import json
+import time
 import uuid
 
+from conftest import DevServer
+from test_events import Receiver
 from test_identity import cli, cli_json
 
 
+def test_a_vault_that_follows_every_practice_has_no_finding(tmp_path):
+    """On a server whose audit records also go off the host (a webhook)."""
+    collector = Receiver()
+    server = DevServer(tmp_path / "advised", "--audit-webhook", collector.url).start()
+    try:
+        good = f"good{uuid.uuid4().hex[:8]}"
+        cli_json(server, "vault", "create", "--name", good, "--tag", "app=billing", "--tag", "env=prod")
+        cli_json(server, "vault", "update", "--name", good, "--default-action", "Deny", "--ip-rule", "127.0.0.1")
+        assert cli_json(server, "advisor", "--only", good) == []
+        assert cli(server, "advisor", "--only", good, "--strict").returncode == 0
+        # The webhook got the same chained records as the file, in order.
+        deadline = time.time() + 20
+        while True:
+            shipped = [json.loads(line) for _, body in list(collector.events) for line in body.splitlines()
+                       if line.strip()]
+            if any(r.get("vault") == good for r in shipped) or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        on_disk = [json.loads(line) for line in (server.data_dir / "audit.jsonl").read_text().splitlines()]
+        assert shipped and shipped == on_disk[:len(shipped)]
+        assert [r["sequence"] for r in shipped] == list(range(1, len(shipped) + 1))
+        assert any(r.get("vault") == good for r in shipped)
+    finally:
+        server.stop()
+        collector.httpd.shutdown()
+
+
 def test_advisor_findings(server):
-    good, bad = f"good{uuid.uuid4().hex[:8]}", f"bad{uuid.uuid4().hex[:8]}"
-    cli_json(server, "vault", "create", "--name", good, "--tag", "app=billing", "--tag", "env=prod")
-    cli_json(server, "vault", "update", "--name", good, "--default-action", "Deny", "--ip-rule", "127.0.0.1")
-    assert cli_json(server, "advisor", "--only", good) == []
-    assert cli(server, "advisor", "--only", good, "--strict").returncode == 0
+    bad = f"bad{uuid.uuid4().hex[:8]}"
 
     cli_json(server, "vault", "create", "--name", bad, "--no-purge-protection")
     # A secret without expiry (the dev principal needs a data role on the new vault first).
@@ -35,6 +62,7 @@ def test_advisor_findings(server):
         ("standing-privileged-user", "High"),
         ("pim-policy-weak", "High"),
         ("secret-without-expiry", "Low"),
+        ("audit-kept-on-host", "Medium"),
     ]:
         assert check in checks, f"{check} missing from {sorted(checks)}"
         assert checks[check]["severity"] == severity

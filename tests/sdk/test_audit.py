@@ -123,3 +123,61 @@ def test_audit_query_filters_and_visibility(server, client):
     assert r.returncode == 0, r.stderr
     mine = json.loads(r.stdout)
     assert mine and all(x["identity"]["tenantId"] == t["id"] for x in mine), "no record of the dev tenant leaks"
+
+
+def _ignore_file_size_signal():
+    # A write past RLIMIT_FSIZE raises SIGXFSZ, which would kill the server;
+    # ignored (an ignored signal stays ignored across exec), the write fails
+    # with EFBIG instead, as it would on a full disk.
+    import signal
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def test_a_failing_sink_fails_requests_closed_and_recovers(tmp_path):
+    """The audit file stops taking writes (a file size limit set on the
+    running server): the request whose record cannot be written gets 503,
+    later requests are refused before they run, no half line is left, and
+    once the file works again the held record is chained first."""
+    import resource
+    from conftest import DevServer
+    s = DevServer(tmp_path / "sinkfail", preexec_fn=_ignore_file_size_signal).start()
+    try:
+        c = s.client()
+        c.set_secret("before", remember(f"bv-{uuid.uuid4().hex}"))
+        url = f"{s.dev['vault_url']}/secrets"
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {s.token()}"
+        http.trust_env = False  # the session's CA, not one from the environment
+        http.verify = s.dev["ca_cert"]
+        # Grow the audit file past the database files, so a limit just above
+        # its size stops the audit file and nothing else.
+        for _ in range(600):
+            assert http.get(url, params={"api-version": "7.6"}).status_code == 200
+        log = s.data_dir / "audit.jsonl"
+        db_files = [p for p in s.data_dir.iterdir() if p.name.startswith("keyfort.db")]
+        size = log.stat().st_size
+        assert all(p.stat().st_size < size - 64 * 1024 for p in db_files), [(p.name, p.stat().st_size) for p in db_files]
+        resource.prlimit(s.proc.pid, resource.RLIMIT_FSIZE, (size + 40, resource.RLIM_INFINITY))
+
+        value = remember(f"held-{uuid.uuid4().hex}")
+        r = http.put(f"{url}/during", params={"api-version": "7.6"}, json={"value": value})
+        assert r.status_code == 503 and "audit" in r.json()["error"]["message"], r.text
+        r = http.get(url, params={"api-version": "7.6"})
+        assert r.status_code == 503, "nothing runs while no sink can record"
+        assert log.stat().st_size == size, "no half-written record is left"
+        assert all(json.loads(l) for l in log.read_text().splitlines())
+
+        resource.prlimit(s.proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        assert http.get(f"{url}/before", params={"api-version": "7.6"}).status_code == 200
+        tail = records(log)[-3:]
+        assert tail[0]["operationName"] == "SecretSet" and tail[0]["object"] == "secrets/during"
+        assert tail[0]["httpStatus"] == 200, "the held record says what the request did"
+        assert "answered 503" in tail[0]["reason"], "and what its client was told"
+        assert tail[1]["type"] == "sinkCheck" and tail[2]["operationName"] == "SecretGet"
+        assert http.get(f"{url}/during", params={"api-version": "7.6"}).json()["value"] == value, \
+            "the request ran before its record failed: its effect stands, and now its record too"
+        report = cli_json(s, "audit", "verify")
+        assert report["firstBreak"] is None
+        assert value not in log.read_text()
+    finally:
+        s.stop()

@@ -45,6 +45,9 @@ enum Command {
         /// Create the dev vault with purge protection on (first start only).
         #[arg(long)]
         purge_protection: bool,
+        /// Also send every audit record to this webhook (JSON lines).
+        #[arg(long, env = "KEYFORT_DEV_AUDIT_WEBHOOK")]
+        audit_webhook: Option<String>,
     },
     /// Run a production node from a configuration file (every setting may
     /// also come from a KEYFORT_* environment variable).
@@ -120,12 +123,14 @@ fn main() -> ExitCode {
                 data_dir,
                 port,
                 purge_protection,
+                audit_webhook,
             } => {
                 init_logging();
                 keyfort_server::dev::run(keyfort_server::dev::DevOptions {
                     data_dir,
                     port,
                     purge_protection,
+                    audit_webhook,
                 })
                 .await
             }

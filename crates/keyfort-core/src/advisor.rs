@@ -29,10 +29,12 @@ pub struct Finding {
 }
 
 /// Facts the advisor cannot read from the store: which applications called
-/// each vault recently (from the audit trail).
+/// each vault recently (from the audit trail), and where audit records go.
 #[derive(Default)]
 pub struct Observations {
     pub callers_by_vault: BTreeMap<String, Vec<String>>,
+    /// Some audit sink ships records off this host (a webhook).
+    pub audit_off_host: bool,
 }
 
 /// More distinct applications than this on one vault suggests a shared vault.
@@ -118,6 +120,14 @@ impl Keyfort {
                     "vault-shared",
                     format!("{} different applications used this vault recently: {}.", callers.len(), callers.join(", ")),
                     "Give each application (and environment) its own vault: keyfort vault create --name <app-env-region> ...".into(),
+                ));
+            }
+            if !seen.audit_off_host {
+                out.push(f(
+                    Severity::Medium,
+                    "audit-kept-on-host",
+                    "Audit records go only to this host's file (and stdout): whoever takes over the host, or loses its disk, takes the trail too.".into(),
+                    "keyfort server --config <file> with audit.webhook = \"https://<your log collector>\" (or KEYFORT_AUDIT_WEBHOOK); in dev: keyfort dev --audit-webhook <url>".into(),
                 ));
             }
             if !alert_rules.iter().any(|r| {

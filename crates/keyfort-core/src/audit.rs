@@ -171,7 +171,12 @@ impl AuditSink for FileSink {
             self.rotate(&mut state)?;
         }
         // One write call per record keeps records whole under concurrency.
-        state.0.write_all(line)?;
+        if let Err(e) = state.0.write_all(line) {
+            // A full disk or a size limit can take part of a line: cut it
+            // off, so the file never holds half a record.
+            let _ = state.0.set_len(state.1);
+            return Err(e);
+        }
         state.1 += line.len() as u64;
         Ok(())
     }
@@ -214,7 +219,14 @@ type Persist = Box<dyn Fn(u64, String) + Send + Sync>;
 struct Chain {
     sequence: u64,
     head: String,
+    /// Records of requests that ran but whose record no sink took: they are
+    /// chained first, in order, as soon as the sinks work again.
+    held: Vec<AuditRecord>,
 }
+
+/// Held records beyond this are dropped (only requests already running when
+/// the sinks failed are held: new ones are refused before they run).
+const MAX_HELD: usize = 100_000;
 
 /// Writes each record to every sink, chained; fails when the first sink (the
 /// durable file) does not take it.
@@ -233,7 +245,11 @@ impl Auditor {
         let (sequence, head) = resume.unwrap_or((0, GENESIS.to_string()));
         Auditor {
             sinks,
-            chain: Mutex::new(Chain { sequence, head }),
+            chain: Mutex::new(Chain {
+                sequence,
+                head,
+                held: Vec::new(),
+            }),
             checkpoint_every: 100,
             signer: OnceLock::new(),
             persist_head: OnceLock::new(),
@@ -254,14 +270,29 @@ impl Auditor {
     }
 
     /// Refuses new requests while no sink can take a record. After a failure
-    /// each call probes the sinks with a chained `sinkCheck` record, so the
-    /// server recovers by itself once a sink works again.
+    /// each call first writes the held records, then probes the sinks with a
+    /// chained `sinkCheck` record, so the server recovers by itself once a
+    /// sink works again and no record of a request that ran is lost.
     pub fn preflight(&self) -> Result<()> {
         if self.healthy.load(Ordering::SeqCst) {
             return Ok(());
         }
         let mut chain = self.chain.lock().map_err(|_| unavailable())?;
+        self.write_held(&mut chain)?;
         self.append(&mut chain, json!({ "type": "sinkCheck", "time": crate::clock::rfc3339(crate::clock::SystemClock.now()) }))
+    }
+
+    /// Chains the held records, oldest first; stops at the first refusal.
+    fn write_held(&self, chain: &mut Chain) -> Result<()> {
+        let held = std::mem::take(&mut chain.held);
+        let mut rest = held.into_iter();
+        while let Some(record) = rest.next() {
+            if let Err(e) = self.append_record(chain, &record) {
+                chain.held = std::iter::once(record).chain(rest).collect();
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Appends one chained line to every sink.
@@ -298,8 +329,29 @@ impl Auditor {
         Ok(())
     }
 
+    /// Records one request. When no sink takes it, the record is held and
+    /// written first once the sinks recover; the caller still gets an error,
+    /// since the record is not on disk yet.
     pub fn record(&self, record: &AuditRecord) -> Result<()> {
         let mut chain = self.chain.lock().map_err(|_| unavailable())?;
+        let written = self
+            .write_held(&mut chain)
+            .and_then(|()| self.append_record(&mut chain, record));
+        if written.is_err() && chain.held.len() < MAX_HELD {
+            // The status is what the request did; the client heard 503.
+            let mut held = record.clone();
+            let late = "Recorded late: no audit sink could take this record when the request ended, so its client was answered 503.";
+            held.reason = Some(match held.reason.take() {
+                Some(r) => format!("{r} {late}"),
+                None => late.to_owned(),
+            });
+            chain.held.push(held);
+        }
+        written
+    }
+
+    /// Chains one request record (and a checkpoint when one is due).
+    fn append_record(&self, chain: &mut Chain, record: &AuditRecord) -> Result<()> {
         let canonical = serde_json::to_vec(&Chained {
             authorization: &record.authorization,
             caller_ip: &record.caller_ip,
@@ -318,8 +370,8 @@ impl Auditor {
             time: &record.time,
             vault: &record.vault,
         })?;
-        self.append_canonical(&mut chain, canonical)?;
-        if chain.sequence % self.checkpoint_every == 0
+        self.append_canonical(chain, canonical)?;
+        if chain.sequence.is_multiple_of(self.checkpoint_every)
             && let Some(sign) = self.signer.get()
         {
             let covers = chain.sequence;
@@ -330,7 +382,7 @@ impl Auditor {
                 "time": record.time,
                 "checkpoint": { "coversSequence": covers, "headHash": head, "signature": signature },
             });
-            self.append(&mut chain, checkpoint)?;
+            self.append(chain, checkpoint)?;
             if let Some(persist) = self.persist_head.get() {
                 persist(chain.sequence, chain.head.clone());
             }
@@ -622,7 +674,8 @@ mod tests {
         std::fs::write(path, lines.join("\n") + "\n").unwrap();
     }
 
-    struct Flaky(std::sync::Arc<AtomicBool>, Mutex<Vec<u8>>);
+    #[derive(Clone)]
+    struct Flaky(std::sync::Arc<AtomicBool>, std::sync::Arc<Mutex<Vec<u8>>>);
     impl AuditSink for Flaky {
         fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
             if self.0.load(Ordering::SeqCst) {
@@ -681,10 +734,8 @@ mod tests {
     #[test]
     fn fails_closed_and_recovers() {
         let broken = std::sync::Arc::new(AtomicBool::new(false));
-        let auditor = Auditor::new(
-            vec![Box::new(Flaky(broken.clone(), Mutex::new(vec![])))],
-            None,
-        );
+        let sink = Flaky(broken.clone(), Default::default());
+        let auditor = Auditor::new(vec![Box::new(sink.clone())], None);
         let rec = AuditRecord {
             operation_name: "SecretSet".into(),
             ..Default::default()
@@ -706,8 +757,26 @@ mod tests {
         auditor.record(&rec).unwrap();
         assert_eq!(
             auditor.head().0,
-            3,
-            "the sink check and the record are chained"
+            4,
+            "the held record, the sink check and the new record are chained"
+        );
+        let written = String::from_utf8(sink.1.lock().unwrap().clone()).unwrap();
+        let kinds: Vec<Value> = written
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                json!([v["sequence"], v["operationName"], v["type"]])
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                json!([1, "SecretSet", null]),
+                json!([2, "SecretSet", null]),
+                json!([3, null, "sinkCheck"]),
+                json!([4, "SecretSet", null]),
+            ],
+            "the request that ran while the sink failed is recorded, in order"
         );
     }
 

@@ -237,10 +237,9 @@ impl Config {
             ));
         }
         self.network_settings()?;
-        if let Some(w) = &self.audit.webhook
-            && !w.starts_with("https://")
-        {
-            return Err(err("audit.webhook", "must be an https:// URL"));
+        if let Some(w) = &self.audit.webhook {
+            keyfort_core::events::check_webhook_url(w)
+                .map_err(|e| err("audit.webhook", e.to_string()))?;
         }
         for pe in &self.private_endpoints {
             let setting = format!("private_endpoints.{}", pe.name);

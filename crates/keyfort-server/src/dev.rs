@@ -26,6 +26,8 @@ pub struct DevOptions {
     pub port: u16,
     /// Turn purge protection on for the dev vault when it is first created.
     pub purge_protection: bool,
+    /// A webhook that also receives every audit record.
+    pub audit_webhook: Option<String>,
 }
 
 /// Facts kept across restarts (mode 0600; holds the dev client secret).
@@ -149,6 +151,10 @@ fn dev_json(site: &Site, state: &DevState, ca_cert: &Path) -> DevJson {
 
 /// Runs dev mode until SIGTERM or Ctrl-C.
 pub async fn run(opts: DevOptions) -> Result<(), BoxError> {
+    if let Some(url) = &opts.audit_webhook {
+        keyfort_core::events::check_webhook_url(url)
+            .map_err(|e| format!("--audit-webhook: {e}"))?;
+    }
     create_private_dir(&opts.data_dir)?;
     let data_dir = std::fs::canonicalize(&opts.data_dir)?;
     let f = files(&data_dir);
@@ -176,7 +182,7 @@ pub async fn run(opts: DevOptions) -> Result<(), BoxError> {
         audit_file: data_dir.join("audit.jsonl"),
         audit_stdout: false,
         near_expiry_days: 30,
-        audit_webhook: None,
+        audit_webhook: opts.audit_webhook.clone(),
         audit_max_file_bytes: 64 * 1024 * 1024,
         audit_checkpoint_every: 100,
         token_lifetime: 3600,

@@ -156,6 +156,7 @@ pub async fn open(setup: Setup) -> Result<(Arc<AppState>, ServeParts), BoxError>
         auditor,
         network: setup.network,
         audit_file: setup.audit_file.clone(),
+        audit_off_host: setup.audit_webhook.is_some(),
         site: setup.site,
     });
     Ok((

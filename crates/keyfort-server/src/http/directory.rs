@@ -33,7 +33,10 @@ use super::error::ApiError;
 use super::request::authenticate_management;
 
 /// Which applications called each vault, from the last records of the audit log.
-fn recent_callers(audit_file: &std::path::Path) -> keyfort_core::advisor::Observations {
+fn recent_callers(
+    audit_file: &std::path::Path,
+    audit_off_host: bool,
+) -> keyfort_core::advisor::Observations {
     use std::collections::{BTreeMap, BTreeSet};
     let text = std::fs::read_to_string(audit_file).unwrap_or_default();
     let mut by_vault: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -52,6 +55,7 @@ fn recent_callers(audit_file: &std::path::Path) -> keyfort_core::advisor::Observ
         }
     }
     keyfort_core::advisor::Observations {
+        audit_off_host,
         callers_by_vault: by_vault
             .into_iter()
             .map(|(k, v)| (k, v.into_iter().collect()))
@@ -335,7 +339,7 @@ async fn run(
                 .flat_map(|q| q.split('&'))
                 .find_map(|kv| kv.strip_prefix("vault="))
                 .map(str::to_owned);
-            let seen = recent_callers(&state.audit_file);
+            let seen = recent_callers(&state.audit_file, state.audit_off_host);
             let findings = state
                 .kf
                 .advise(&caller.tenant_id, vault.as_deref(), &seen)

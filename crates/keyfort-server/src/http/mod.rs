@@ -101,6 +101,8 @@ pub struct AppState {
     pub network: NetworkSettings,
     /// The audit file (its rotated predecessors sit beside it).
     pub audit_file: std::path::PathBuf,
+    /// Whether some audit sink ships records off this host (a webhook).
+    pub audit_off_host: bool,
 }
 
 pub fn router(state: Arc<AppState>, listener: Listener) -> Router {
