@@ -254,6 +254,34 @@ def test_tenants_and_cross_tenant_refusal(server):
     assert r.returncode == 0, r.stderr
 
 
+def test_a_tenant_admin_cannot_take_over_an_operator(server):
+    """The dev principal is a server operator. A User Access Administrator of
+    the same tenant may manage principals, but not the operator's."""
+    ua = cli_json(server, "principal", "create", "--name", f"ua-{uuid.uuid4().hex[:6]}")
+    env = {"KEYFORT_TENANT_ID": server.dev["tenant_id"], "KEYFORT_CLIENT_ID": ua["appId"],
+           "KEYFORT_CLIENT_SECRET": ua["clientSecret"]}
+    # Just-in-time User Access Administrator over the subscription (no approver, for the test).
+    role = "User Access Administrator"
+    cli_json(server, "pim", "policy", "set", "--role", role, "--require-approval", "false", "--require-mfa", "false",
+             "--subscription-scope")
+    cli_json(server, "pim", "eligible", "create", "--role", role, "--assignee", ua["objectId"], "--subscription-scope")
+    r = cli(server, "pim", "activate", "--role", role, "--justification", "manage principals", "--duration", "PT30M",
+            "--subscription-scope", "-o", "json", env=env)
+    assert r.returncode == 0, r.stderr
+    operator = server.dev["client_id"]
+    for args in [("principal", "add-credential", "--id", operator), ("principal", "delete", "--id", operator)]:
+        r = cli(server, *args, env=env)
+        assert r.returncode == 1 and "server operator" in r.stderr, (args, r.stderr)
+    # It may still manage an ordinary principal.
+    plain = cli_json(server, "principal", "create", "--name", f"plain-{uuid.uuid4().hex[:6]}")
+    r = cli(server, "principal", "add-credential", "--id", plain["objectId"], "-o", "json", env=env)
+    assert r.returncode == 0, r.stderr
+    # The operator's own secret still works.
+    assert server.token()
+    cli_json(server, "principal", "delete", "--id", plain["objectId"])
+    cli_json(server, "principal", "delete", "--id", ua["objectId"])
+
+
 def test_cli_errors_are_one_line(server):
     for args in [("vault", "show", "--name", "nosuchvault"), ("secret", "show", "--name", "no-such-secret"),
                  ("role", "assignment", "create", "--role", "No Such Role", "--assignee", str(uuid.uuid4())),

@@ -94,17 +94,30 @@ impl Identity {
             ));
         }
         let audience = self.audience_for_scope(req.scope)?;
+        let address_key = throttle::address_key(req.source);
         let account = match &req.sign_in {
-            SignIn::ClientSecret { client_id, .. } => client_id.to_ascii_lowercase(),
-            SignIn::ClientAssertion { client_id, .. } => {
-                client_id.unwrap_or("assertion").to_ascii_lowercase()
+            // Client ids are not secret, and client secrets and keys cannot be
+            // guessed: an application is counted per source address, so no one
+            // can lock an application out by failing in its name.
+            SignIn::ClientSecret { client_id, .. } => {
+                format!("{}@{address_key}", client_id.to_ascii_lowercase())
             }
-            // Attempts with a one-time code are counted apart: a password-only
-            // success must not reset the count of wrong codes.
+            SignIn::ClientAssertion { client_id, .. } => format!(
+                "{}@{address_key}",
+                client_id.unwrap_or("assertion").to_ascii_lowercase()
+            ),
+            // A user is counted once, whether named by username or object id;
+            // attempts with a one-time code are counted apart, so a
+            // password-only success does not reset the count of wrong codes.
             SignIn::Password { username, otp, .. } => {
+                let user = self
+                    .user_by_name(req.tenant_id, username)
+                    .await
+                    .map_err(OAuthError::internal)?;
                 format!(
                     "{}{}",
-                    username.to_ascii_lowercase(),
+                    user.map(|u| u.object_id)
+                        .unwrap_or_else(|| username.to_ascii_lowercase()),
                     if otp.is_some_and(|o| !o.is_empty()) {
                         "#otp"
                     } else {
@@ -114,7 +127,6 @@ impl Identity {
             }
         };
         let account_key = format!("{}/{}", req.tenant_id, names::printable(&account));
-        let address_key = throttle::address_key(req.source);
         let now = self.clock.now();
         let attempt = self
             .begin_attempt(&account_key, &address_key, now)

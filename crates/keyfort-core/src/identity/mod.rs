@@ -322,14 +322,57 @@ impl Identity {
     }
 
     pub async fn is_operator(&self, caller: &Caller) -> Result<bool> {
-        if !is_guid(&caller.object_id) {
+        self.is_operator_object(&caller.tenant_id, &caller.object_id)
+            .await
+    }
+
+    async fn is_operator_object(&self, tenant_id: &str, object_id: &str) -> Result<bool> {
+        if !is_guid(object_id) {
             return Ok(false);
         }
         Ok(self
             .barrier
-            .get::<Operator>(&operator_key(&caller.object_id))
+            .get::<Operator>(&operator_key(object_id))
             .await?
-            .is_some_and(|s| s.value.tenant_id == caller.tenant_id))
+            .is_some_and(|s| s.value.tenant_id == tenant_id))
+    }
+
+    /// Refuses a change to the credentials or the existence of a server
+    /// operator (a principal by object or client id, or a user by name or
+    /// object id) unless `caller` is an operator too: a tenant's
+    /// administrators must not be able to sign in as, or remove, an operator.
+    pub async fn check_may_manage(
+        &self,
+        caller: &Caller,
+        tenant_id: &str,
+        name_or_id: &str,
+    ) -> Result<()> {
+        let principal = self
+            .principals(tenant_id)
+            .await?
+            .into_iter()
+            .find(|p| {
+                p.object_id.eq_ignore_ascii_case(name_or_id)
+                    || p.app_id.eq_ignore_ascii_case(name_or_id)
+            })
+            .map(|p| p.object_id);
+        let target = match principal {
+            Some(oid) => Some(oid),
+            None => self
+                .user_by_name(tenant_id, name_or_id)
+                .await?
+                .map(|u| u.object_id),
+        };
+        let Some(target) = target else {
+            return Ok(()); // nothing to protect: the operation answers 404
+        };
+        if self.is_operator_object(tenant_id, &target).await? && !self.is_operator(caller).await? {
+            return Err(Error::Forbidden {
+                message: "This is a server operator's account: only another server operator may change its credentials or delete it.".into(),
+                inner: Some("AuthorizationFailed"),
+            });
+        }
+        Ok(())
     }
 
     // --- tokens ----------------------------------------------------------------

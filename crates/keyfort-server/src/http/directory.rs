@@ -473,6 +473,7 @@ async fn run(
             if p.eq_ignore_ascii_case(&caller.object_id) || p.eq_ignore_ascii_case(&caller.app_id) {
                 return Err(Error::bad("A principal cannot delete itself."));
             }
+            id.check_may_manage(caller, t, p).await?;
             Json(principal_json(&id.delete_principal(t, p).await?)).into_response()
         }
         ("POST", ["tenants", t, "principals", p, "credentials"]) => {
@@ -485,6 +486,7 @@ async fn run(
                 "Microsoft.Directory/servicePrincipals/write",
             )
             .await?;
+            id.check_may_manage(caller, t, p).await?;
             let m = super::body::object_or_empty(body)?;
             match m.get("type").and_then(Value::as_str).unwrap_or("secret") {
                 "secret" => {
@@ -527,11 +529,13 @@ async fn run(
         ("DELETE", ["tenants", t, "users", u]) => {
             op("UserDelete");
             authorize_in_tenant(state, slot, caller, t, "Microsoft.Directory/users/delete").await?;
+            id.check_may_manage(caller, t, u).await?;
             Json(user_json(&id.delete_user(t, u).await?)).into_response()
         }
         ("POST", ["tenants", t, "users", u, "reset-totp"]) => {
             op("UserResetTotp");
             authorize_in_tenant(state, slot, caller, t, "Microsoft.Directory/users/write").await?;
+            id.check_may_manage(caller, t, u).await?;
             Json(json!({ "otpauthUri": id.reset_totp(t, u).await? })).into_response()
         }
         _ => {
