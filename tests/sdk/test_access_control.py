@@ -71,8 +71,18 @@ def test_object_scope_accepts_only_read_roles(acl, server):
         acl.create_role_assignment("/secrets/db-password", officer.id, me)
     assert e.value.status_code == 400
     assert "single object" in e.value.message
+    # Nor just in time: an eligibility on one object takes only read roles too.
+    from test_identity import cli
+    r = cli(server, "pim", "eligible", "create", "--role", "Key Vault Administrator", "--assignee", me,
+            "--secret", "db-password")
+    assert r.returncode == 1 and "single object" in r.stderr, r.stderr
     # At the vault scope it is fine.
     a = acl.create_role_assignment("/", officer.id, me)
+    # An assignment is deleted at its own scope (or above), not through one object's scope.
+    with pytest.raises(HttpResponseError) as e:
+        acl.delete_role_assignment("/secrets/db-password", a.name)
+    assert e.value.status_code == 400 and "delete it at its own scope" in e.value.message
+    assert acl.get_role_assignment("/", a.name).name == a.name
     acl.delete_role_assignment("/", a.name)
 
 

@@ -230,6 +230,24 @@ pub fn scope_chain(
 /// The object kinds an assignment can name inside a vault.
 pub const OBJECT_KINDS: &[&str] = &["secrets", "keys", "certificates"];
 
+/// A role given at the scope of a single object (standing or just in time)
+/// must only read: a role that writes, deletes or manages access on one
+/// object would reach past it (purge, or assignments of the whole vault).
+pub fn check_role_fits_scope(role: &RoleDefinition, scope: &str) -> Result<()> {
+    let segments: Vec<&str> = scope.trim_start_matches('/').split('/').collect();
+    let object_scope =
+        matches!(segments.as_slice(), ["vaults", _, kind, _] if OBJECT_KINDS.contains(kind));
+    // A custom role on one object must not carry management actions either.
+    let custom_actions = role.custom && !role.actions.as_deref().unwrap_or_default().is_empty();
+    if object_scope && (!role.is_read_only() || custom_actions) {
+        return Err(Error::bad(format!(
+            "Role '{}' cannot be given at the scope of a single object: only roles whose data actions all read (such as Key Vault Secrets User or Key Vault Reader) can be. Give it at the vault scope ('/') instead.",
+            role.name
+        )));
+    }
+    Ok(())
+}
+
 fn assignments_prefix(tenant_id: &str) -> String {
     format!("sys/roleassignments/{tenant_id}/")
 }
@@ -460,17 +478,7 @@ impl Authorizer {
         let role = self
             .existing_role(req.tenant_id, req.role_definition_id)
             .await?;
-        let segments: Vec<&str> = req.scope.trim_start_matches('/').split('/').collect();
-        let object_scope =
-            matches!(segments.as_slice(), ["vaults", _, kind, _] if OBJECT_KINDS.contains(kind));
-        // A custom role on one object must not carry management actions either.
-        let custom_actions = role.custom && !role.actions.as_deref().unwrap_or_default().is_empty();
-        if object_scope && (!role.is_read_only() || custom_actions) {
-            return Err(Error::bad(format!(
-                "Role '{}' cannot be assigned at the scope of a single object: only roles whose data actions all read (such as Key Vault Secrets User or Key Vault Reader) can be. Assign it at the vault scope ('/') instead.",
-                role.name
-            )));
-        }
+        check_role_fits_scope(&role, &req.scope)?;
         let id = match req.id {
             Some(id) if is_guid(id) => id.to_ascii_lowercase(),
             Some(_) => return Err(Error::bad("A role assignment's name must be a GUID.")),

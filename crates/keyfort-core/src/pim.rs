@@ -128,6 +128,7 @@ impl Keyfort {
             .authz
             .existing_role(tenant_id, role_definition_id)
             .await?;
+        crate::authz::check_role_fits_scope(&role, &scope)?;
         if !self.identity.has_object(tenant_id, principal_id).await? {
             return Err(Error::bad(format!(
                 "{} is not a principal or user of this tenant.",

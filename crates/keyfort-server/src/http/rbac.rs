@@ -370,6 +370,18 @@ pub async fn run(
                 .into_iter()
                 .find(|a| a.id.eq_ignore_ascii_case(&n) && in_vault(vault, a))
                 .ok_or_else(|| asg_not_found(&n))?;
+            // The caller was authorized at the URL's scope: that covers the
+            // assignments at it or below, not those of the whole vault.
+            let url_scope = absolute_scope(vault, &op.scope);
+            if existing.scope != url_scope && !existing.scope.starts_with(&format!("{url_scope}/"))
+            {
+                return Err(Error::bad(format!(
+                    "Role assignment {} is at scope '{}', not at or below '{}': delete it at its own scope.",
+                    existing.id,
+                    relative_scope(vault, &existing.scope),
+                    op.scope
+                )));
+            }
             authz
                 .check_condition(tenant, grant, &existing.role_definition_id)
                 .await?;
