@@ -26,9 +26,10 @@ def new_name():
 
 
 def params(server, location="westeurope", **props):
+    props.setdefault("sku", Sku(family="A", name="standard"))
     return VaultCreateOrUpdateParameters(
         location=location, tags={"app": "billing", "env": "test"},
-        properties=VaultProperties(tenant_id=server.dev["tenant_id"], sku=Sku(family="A", name="standard"), **props),
+        properties=VaultProperties(tenant_id=server.dev["tenant_id"], **props),
     )
 
 
@@ -114,12 +115,20 @@ def test_refused_settings(server):
         ({"enable_rbac_authorization": False}, "RBAC"),
         ({"soft_delete_retention_in_days": 3}, "between 7 and 90"),
         ({"enable_soft_delete": False}, "Soft delete"),
+        ({"enabled_for_deployment": True}, "enabledForDeployment"),
+        ({"sku": Sku(family="A", name="premium")}, "HSM"),
     ]:
         with pytest.raises(HttpResponseError) as e:
             m.vaults.begin_create_or_update("rg-bad", new_name(), params(server, **props)).result()
         assert e.value.status_code == 400 and word in e.value.message
+    with pytest.raises(HttpResponseError) as e:
+        m.vaults.begin_create_or_update("rg-bad", new_name(), params(server, location="x" * 300)).result()
+    assert e.value.status_code == 400 and "location" in e.value.message
     name = new_name()
     m.vaults.begin_create_or_update("rg-bad", name, params(server)).result()
+    # publicNetworkAccess is case-insensitive, as in ARM, and echoed in its canonical form.
+    v = m.vaults.update("rg-bad", name, VaultPatchParameters(properties=VaultPatchProperties(public_network_access="disabled")))
+    assert v.properties.public_network_access == "Disabled"
     with pytest.raises(HttpResponseError) as e:
         m.vaults.update("rg-bad", name, VaultPatchParameters(properties=VaultPatchProperties(enable_purge_protection=False)))
     assert e.value.status_code == 400 and "cannot be turned off" in e.value.message

@@ -96,17 +96,18 @@ def test_update_properties_and_disabled_is_forbidden(client):
     assert client.get_secret(name).value == s.value
 
 
-def test_not_before_in_the_future_is_forbidden(client):
+def test_not_before_and_expiry_are_advisory(client):
+    """As in Azure: a secret staged ahead of a rotation, or past its expiry,
+    is still read (the attributes are for the application to honour)."""
     from datetime import datetime, timedelta, timezone
     name = unique()
-    later = datetime.now(timezone.utc) + timedelta(hours=1)
-    s = client.set_secret(name, value(), not_before=later)
+    now = datetime.now(timezone.utc)
+    s = client.set_secret(name, value(), not_before=now + timedelta(hours=1))
     assert s.properties.not_before is not None
-    with pytest.raises(HttpResponseError) as e:
-        client.get_secret(name)
-    assert e.value.status_code == 403
-    client.update_secret_properties(name, not_before=datetime.now(timezone.utc) - timedelta(minutes=1))
     assert client.get_secret(name).value == s.value
+    client.update_secret_properties(name, not_before=now - timedelta(hours=2), expires_on=now - timedelta(minutes=1))
+    got = client.get_secret(name)
+    assert got.value == s.value and got.properties.expires_on < now
 
 
 def test_expiry_round_trips(client):
@@ -292,10 +293,17 @@ def test_invalid_names_and_oversized_values(server, client):
     with pytest.raises(ResourceNotFoundError):
         client.get_secret(name)
     assert client.set_secret(name, remember("y" * (25 * 1024))).value == "y" * 25 * 1024
+    # The limit is on the value's UTF-8 bytes, not on the escaped JSON the SDK
+    # sends (every non-ASCII character as a six-byte \uXXXX).
+    cyrillic = remember("Ж" * 12_800)  # 25,600 bytes
+    assert client.set_secret(unique(), cyrillic).value == cyrillic
+    with pytest.raises(HttpResponseError) as e:
+        client.set_secret(unique(), "Ж" * 12_801)
+    assert e.value.status_code == 400
 
 
 def test_oversized_bodies_are_refused_in_azure_format(server):
-    r = raw(server, "PUT", f"/secrets/{unique()}", data=b'{"value": "' + b"x" * 100_000 + b'"}',
+    r = raw(server, "PUT", f"/secrets/{unique()}", data=b'{"value": "' + b"x" * 300_000 + b'"}',
             headers={"Content-Type": "application/json"})
     assert_error(r, 413, "RequestEntityTooLarge")
     # A declared length over the limit is refused before the body is sent.

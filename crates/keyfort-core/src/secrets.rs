@@ -347,14 +347,8 @@ impl Secrets {
                 inner: Some("SecretDisabled"),
             });
         }
-        if let Some(nbf) = attrs.nbf
-            && nbf > self.clock.now()
-        {
-            return Err(Error::Forbidden {
-                message: "Operation get is not allowed on a secret that is not yet valid (its 'nbf' is in the future).".into(),
-                inner: Some("SecretNotYetValid"),
-            });
-        }
+        // nbf and exp are advisory for secrets, as in Azure: a value staged
+        // ahead of a rotation, or past its expiry, can still be read.
         Ok(SecretView {
             name: v.name.clone(),
             meta: v.meta.clone(),

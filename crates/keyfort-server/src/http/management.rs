@@ -465,6 +465,16 @@ async fn put_vault(
         .get("location")
         .and_then(Value::as_str)
         .ok_or_else(|| Error::bad("The property 'location' is required."))?;
+    if location.is_empty()
+        || location.len() > 64
+        || !location
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b' ' || b == b'-')
+    {
+        return Err(Error::bad(
+            "The property 'location' must be a region name such as 'westeurope': 1 to 64 letters, digits, spaces or hyphens.",
+        ));
+    }
     match props.get("tenantId").and_then(Value::as_str) {
         Some(t) if t.eq_ignore_ascii_case(&tenant.id) => {}
         Some(_) => {
@@ -574,6 +584,29 @@ fn parse_changes(map: &Map<String, Value>, props: Option<&Value>) -> Result<Vaul
         ),
         Some(_) => return Err(Error::bad("'tags' must be an object of strings.")),
     };
+    // Settings Keyfort cannot honour are refused, never dropped in silence.
+    for k in [
+        "enabledForDeployment",
+        "enabledForDiskEncryption",
+        "enabledForTemplateDeployment",
+    ] {
+        if flag(k)? == Some(true) {
+            return Err(Error::bad(format!(
+                "properties.{k} cannot be true: Keyfort has no Azure compute platform to hand secrets to."
+            )));
+        }
+    }
+    if let Some(sku) = props
+        .get("sku")
+        .and_then(|s| s.get("name"))
+        .and_then(Value::as_str)
+        && !sku.eq_ignore_ascii_case("standard")
+    {
+        return Err(Error::bad(format!(
+            "properties.sku.name '{}' is not available: Keyfort keeps keys in software, not in an HSM; use 'standard'.",
+            names::printable(sku)
+        )));
+    }
     let retention_days = match props.get("softDeleteRetentionInDays") {
         None | Some(Value::Null) => None,
         Some(v) => Some(v.as_i64().ok_or_else(|| {
@@ -590,10 +623,15 @@ fn parse_changes(map: &Map<String, Value>, props: Option<&Value>) -> Result<Vaul
             .get("accessPolicies")
             .and_then(Value::as_array)
             .map_or(0, Vec::len),
+        // Case-insensitive, as ARM is; stored in its canonical form.
         public_network_access: props
             .get("publicNetworkAccess")
             .and_then(Value::as_str)
-            .map(str::to_owned),
+            .map(|p| match p.to_ascii_lowercase().as_str() {
+                "enabled" => "Enabled".to_owned(),
+                "disabled" => "Disabled".to_owned(),
+                _ => p.to_owned(),
+            }),
         network_acls: props.get("networkAcls").filter(|v| !v.is_null()).cloned(),
     })
 }

@@ -16,8 +16,11 @@ use zeroize::Zeroizing;
 
 use super::AppState;
 
-/// Largest JSON body for a secret write (a 25 KB value plus metadata).
-const MAX_WRITE_BODY: usize = 64 * 1024;
+/// Largest JSON body for a secret write: a 25 KB value plus metadata, where
+/// JSON may escape every byte as `\uXXXX` (the Python and .NET SDKs escape
+/// all non-ASCII text), six bytes each. The value's own limit is checked on
+/// the parsed value.
+const MAX_WRITE_BODY: usize = 256 * 1024;
 
 #[derive(Debug, PartialEq)]
 pub enum SecretOp {
