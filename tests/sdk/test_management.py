@@ -74,6 +74,8 @@ def test_vault_lifecycle(server):
     with pytest.raises(ResourceNotFoundError):
         m.vaults.get("rg-app", name)
     assert name in {d.name for d in m.vaults.list_deleted()}
+    with pytest.raises(ResourceNotFoundError):
+        m.vaults.get_deleted(name, "eastus")  # addressed by location and name, as in ARM
     deleted = m.vaults.get_deleted(name, "westeurope")
     assert deleted.properties.purge_protection_enabled is True
     assert deleted.properties.scheduled_purge_date > deleted.properties.deletion_date

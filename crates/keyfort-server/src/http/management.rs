@@ -48,8 +48,9 @@ enum MgmtOp {
     Patch(String, String),
     Delete(String, String),
     ListDeleted,
-    GetDeleted(String),
-    PurgeDeleted(String),
+    /// (location, name)
+    GetDeleted(String, String),
+    PurgeDeleted(String, String),
     CheckName,
 }
 
@@ -73,7 +74,7 @@ impl MgmtOp {
                     "deletedvaults",
                     _,
                 ],
-            ) => GetDeleted(s(5)),
+            ) => GetDeleted(s(3), s(5)),
             (
                 "POST",
                 [
@@ -85,7 +86,7 @@ impl MgmtOp {
                     _,
                     "purge",
                 ],
-            ) => PurgeDeleted(s(5)),
+            ) => PurgeDeleted(s(3), s(5)),
             ("POST", ["providers", "microsoft.keyvault", "checknameavailability"]) => CheckName,
             (
                 "GET",
@@ -126,8 +127,8 @@ impl MgmtOp {
             }
             Put(..) | Patch(..) => "Microsoft.KeyVault/vaults/write",
             Delete(..) => "Microsoft.KeyVault/vaults/delete",
-            ListDeleted | GetDeleted(_) => "Microsoft.KeyVault/deletedVaults/read",
-            PurgeDeleted(_) => "Microsoft.KeyVault/locations/deletedVaults/purge/action",
+            ListDeleted | GetDeleted(..) => "Microsoft.KeyVault/deletedVaults/read",
+            PurgeDeleted(..) => "Microsoft.KeyVault/locations/deletedVaults/purge/action",
             CheckName => "Microsoft.KeyVault/checkNameAvailability/read",
         }
     }
@@ -141,8 +142,8 @@ impl MgmtOp {
             Patch(..) => "VaultPatch",
             Delete(..) => "VaultDelete",
             ListDeleted => "DeletedVaultList",
-            GetDeleted(_) => "DeletedVaultGet",
-            PurgeDeleted(_) => "VaultPurge",
+            GetDeleted(..) => "DeletedVaultGet",
+            PurgeDeleted(..) => "VaultPurge",
             CheckName => "VaultCheckNameAvailability",
         }
     }
@@ -164,8 +165,8 @@ impl MgmtOp {
             | Put(_, n)
             | Patch(_, n)
             | Delete(_, n)
-            | GetDeleted(n)
-            | PurgeDeleted(n) => Some(n),
+            | GetDeleted(_, n)
+            | PurgeDeleted(_, n) => Some(n),
             _ => None,
         }
     }
@@ -420,11 +421,12 @@ async fn run(
                 .collect();
             Json(json!({ "value": deleted, "nextLink": null })).into_response()
         }
-        GetDeleted(name) => Json(deleted_json(
-            &kf.vaults.get_deleted(&tenant.id, &name).await?,
+        GetDeleted(location, name) => Json(deleted_json(
+            &deleted_in(kf, &tenant.id, &location, &name).await?,
         ))
         .into_response(),
-        PurgeDeleted(name) => {
+        PurgeDeleted(location, name) => {
+            deleted_in(kf, &tenant.id, &location, &name).await?;
             kf.purge_vault(&tenant.id, &name).await?;
             StatusCode::OK.into_response()
         }
@@ -636,6 +638,27 @@ fn parse_changes(map: &Map<String, Value>, props: Option<&Value>) -> Result<Vaul
     })
 }
 
+/// A soft-deleted vault, addressed as ARM does: by its location and name.
+async fn deleted_in(
+    kf: &keyfort_core::Keyfort,
+    tenant_id: &str,
+    location: &str,
+    name: &str,
+) -> Result<Vault, Error> {
+    let v = kf.vaults.get_deleted(tenant_id, name).await?;
+    if !v.location.eq_ignore_ascii_case(location) {
+        return Err(Error::not_found(
+            "ResourceNotFound",
+            format!(
+                "No deleted vault named '{}' in location '{}'.",
+                names::printable(name),
+                names::printable(location)
+            ),
+        ));
+    }
+    Ok(v)
+}
+
 fn arm_id(v: &Vault) -> String {
     format!(
         "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.KeyVault/vaults/{}",
@@ -717,7 +740,7 @@ mod tests {
                 Method::POST,
                 "providers/Microsoft.KeyVault/locations/west/deletedVaults/app/purge"
             ),
-            Some(MgmtOp::PurgeDeleted("app".into()))
+            Some(MgmtOp::PurgeDeleted("west".into(), "app".into()))
         );
         assert_eq!(
             p(
