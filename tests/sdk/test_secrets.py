@@ -70,6 +70,22 @@ def test_list_pages_with_next_link(client):
     assert props.enabled is True
 
 
+
+def test_next_link_keeps_the_api_version(server, client):
+    for i in range(3):
+        client.set_secret(unique("nl"), value())
+    r = raw(server, "GET", "/secrets", api_version="7.5", params={"maxresults": 1})
+    assert r.status_code == 200, r.text
+    assert "api-version=7.5&" in r.json()["nextLink"]
+
+
+def test_out_content_type_is_checked(server, client):
+    name = unique()
+    client.set_secret(name, value())
+    assert raw(server, "GET", f"/secrets/{name}", params={"outContentType": "application/x-pem-file"}).status_code == 200
+    assert_error(raw(server, "GET", f"/secrets/{name}", params={"outContentType": "application/x-bogus"}), 400, "BadParameter")
+
+
 def test_list_versions(client):
     name = unique()
     versions = {client.set_secret(name, value()).properties.version for _ in range(4)}
@@ -224,7 +240,7 @@ def raw(server, method, path, token=True, api_version="2026-04-01", host=None, *
     url = f"{server.dev['vault_url']}{path}"
     if host:
         url = url.replace("dev.vault.localhost", host)
-    params = {} if api_version is None else {"api-version": api_version}
+    params = {**({} if api_version is None else {"api-version": api_version}), **kw.pop("params", {})}
     headers = kw.pop("headers", {})
     if token:
         headers["Authorization"] = f"Bearer {server.token()}"

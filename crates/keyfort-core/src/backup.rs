@@ -27,6 +27,62 @@ fn corrupt() -> Error {
     )
 }
 
+/// Azure's geographies: a backup can be restored into any region of the
+/// geography it was taken in. A region not listed is a geography of its own.
+const GEOGRAPHIES: &[(&str, &[&str])] = &[
+    (
+        "unitedstates",
+        &[
+            "eastus",
+            "eastus2",
+            "westus",
+            "westus2",
+            "westus3",
+            "centralus",
+            "northcentralus",
+            "southcentralus",
+            "westcentralus",
+        ],
+    ),
+    ("europe", &["northeurope", "westeurope"]),
+    ("unitedkingdom", &["uksouth", "ukwest"]),
+    ("asiapacific", &["eastasia", "southeastasia"]),
+    ("japan", &["japaneast", "japanwest"]),
+    (
+        "australia",
+        &[
+            "australiaeast",
+            "australiasoutheast",
+            "australiacentral",
+            "australiacentral2",
+        ],
+    ),
+    ("canada", &["canadacentral", "canadaeast"]),
+    ("india", &["centralindia", "southindia", "westindia"]),
+    ("korea", &["koreacentral", "koreasouth"]),
+    ("france", &["francecentral", "francesouth"]),
+    ("germany", &["germanywestcentral", "germanynorth"]),
+    ("switzerland", &["switzerlandnorth", "switzerlandwest"]),
+    ("norway", &["norwayeast", "norwaywest"]),
+    ("brazil", &["brazilsouth", "brazilsoutheast"]),
+    ("uae", &["uaenorth", "uaecentral"]),
+    ("southafrica", &["southafricanorth", "southafricawest"]),
+];
+
+/// The geography of a location (`West Europe` and `westeurope` alike).
+pub fn geography_of(location: &str) -> String {
+    let region: String = location
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    GEOGRAPHIES
+        .iter()
+        .find(|(_, regions)| regions.contains(&region.as_str()))
+        .map(|(geo, _)| (*geo).to_owned())
+        .unwrap_or(region)
+}
+
 fn header(tenant_id: &str, geography: &str) -> Vec<u8> {
     let mut h = MAGIC.to_vec();
     for field in [tenant_id, geography] {
@@ -76,11 +132,40 @@ pub fn open_blob(
             "The backup was taken in another tenant; a backup can only be restored into a vault of the tenant it came from.",
         ));
     }
-    if !blob_geo.eq_ignore_ascii_case(geography) {
+    let (from, here) = (geography_of(blob_geo), geography_of(geography));
+    if from != here {
         return Err(Error::bad(format!(
-            "The backup was taken in geography '{blob_geo}' and this vault is in '{geography}'; restore it into a vault in the same geography."
+            "The backup was taken in '{blob_geo}' (geography '{from}') and this vault is in '{geography}' (geography '{here}'); restore it into a vault in the same geography."
         )));
     }
     let plain = key.open(&blob[..at], &blob[at..]).map_err(|_| corrupt())?;
     serde_json::from_slice(&plain).map_err(|_| corrupt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restores_within_a_geography_only() {
+        let key = keyfort_crypto::SealingKey::generate();
+        let payload = BackupPayload {
+            kind: "secret".into(),
+            name: "db".into(),
+            latest: "v1".into(),
+            versions: vec![],
+        };
+        let blob = seal_blob(&key, "t1", "westeurope", &payload).unwrap();
+        assert_eq!(
+            open_blob(&key, "t1", "North Europe", &blob).unwrap().name,
+            "db"
+        );
+        assert_eq!(
+            open_blob(&key, "t1", "westeurope", &blob).unwrap().name,
+            "db"
+        );
+        assert!(open_blob(&key, "t1", "eastus", &blob).is_err());
+        assert!(open_blob(&key, "t2", "westeurope", &blob).is_err());
+        assert_eq!(geography_of("local"), "local");
+    }
 }

@@ -138,7 +138,11 @@ pub async fn run(
     body: &[u8],
 ) -> Result<Response, Error> {
     let secrets = &state.kf.secrets;
-    let r = Render { state, vault };
+    let r = Render {
+        state,
+        vault,
+        api_version: super::request::check_api_version(query)?,
+    };
     use SecretOp::*;
     Ok(match op {
         Set(name) => {
@@ -148,6 +152,7 @@ pub async fn run(
             Json(r.bundle(&view)).into_response()
         }
         Get(name, version) => {
+            check_out_content_type(query)?;
             Json(r.bundle(&secrets.get(vault, &name, version.as_deref()).await?)).into_response()
         }
         Update(name, version) => {
@@ -257,9 +262,28 @@ fn paging(query: Option<&str>) -> Result<(usize, Option<String>), Error> {
     Ok((limit, after))
 }
 
+/// `outContentType` converts a certificate-backed secret; an unsupported
+/// format is refused, as the spec says. (Plain secrets are returned as stored.)
+fn check_out_content_type(query: Option<&str>) -> Result<(), Error> {
+    let given = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("outContentType="));
+    match given {
+        None | Some("application/x-pkcs12") | Some("application/x-pem-file") => Ok(()),
+        Some("application%2Fx-pkcs12") | Some("application%2Fx-pem-file") => Ok(()),
+        Some(other) => Err(Error::bad(format!(
+            "outContentType '{}' is not supported: use application/x-pkcs12 or application/x-pem-file.",
+            names::printable(other)
+        ))),
+    }
+}
+
 struct Render<'a> {
     state: &'a AppState,
     vault: &'a Vault,
+    /// The request's api-version, which `nextLink`s carry on.
+    api_version: &'static str,
 }
 
 impl Render<'_> {
@@ -351,7 +375,7 @@ impl Render<'_> {
             format!(
                 "{}/{path}?api-version={}&maxresults={limit}&$skiptoken={}",
                 self.base(),
-                super::request::API_VERSIONS[0],
+                self.api_version,
                 B64.encode(after)
             )
         });
