@@ -181,3 +181,21 @@ def test_a_failing_sink_fails_requests_closed_and_recovers(tmp_path):
         assert value not in log.read_text()
     finally:
         s.stop()
+
+
+def test_a_cut_tail_is_found_by_the_running_server(tmp_path):
+    """No restart, no checkpoint yet: the server knows the last record it wrote."""
+    from conftest import DevServer
+    s = DevServer(tmp_path / "tail").start()
+    try:
+        c = s.client()
+        for i in range(5):
+            c.set_secret(f"tail{i}", remember(f"tv-{uuid.uuid4().hex}"))
+        assert cli_json(s, "audit", "verify")["firstBreak"] is None
+        log = s.data_dir / "audit.jsonl"
+        lines = log.read_text().splitlines()
+        log.write_text("\n".join(lines[:-3]) + "\n")
+        r = cli(s, "audit", "verify")
+        assert r.returncode == 1 and ("truncated" in r.stderr or "missing" in r.stderr), r.stderr
+    finally:
+        s.stop()

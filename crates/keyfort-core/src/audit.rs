@@ -101,8 +101,21 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
+fn rotated_numbers(path: &Path) -> Vec<u64> {
+    rotated_files(path).into_iter().map(|(n, _)| n).collect()
+}
+
 /// The log files of `path`, oldest first: `{path}.1`, `{path}.2`, ..., `{path}`.
 pub fn log_files(path: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = rotated_files(path).into_iter().map(|(_, p)| p).collect();
+    if path.exists() {
+        files.push(path.to_path_buf());
+    }
+    files
+}
+
+/// The rotated files of `path` with their numbers, oldest first.
+fn rotated_files(path: &Path) -> Vec<(u64, PathBuf)> {
     let mut rotated: Vec<(u64, PathBuf)> = Vec::new();
     if let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
         && let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
@@ -122,11 +135,38 @@ pub fn log_files(path: &Path) -> Vec<PathBuf> {
         }
     }
     rotated.sort();
-    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
-    if path.exists() {
-        files.push(path.to_path_buf());
+    rotated
+}
+
+/// A crash or power loss in the middle of a write can leave a last line
+/// without its newline: it is cut off (it was never acknowledged), so the
+/// next record starts on a line of its own and the chain resumes from the
+/// last whole record. Returns the file's size.
+fn cut_torn_tail(path: &Path, file: &File) -> std::io::Result<u64> {
+    let size = file.metadata()?.len();
+    if size == 0 {
+        return Ok(0);
     }
-    files
+    let mut last = [0u8; 1];
+    let mut reader = File::open(path)?;
+    std::io::Seek::seek(&mut reader, std::io::SeekFrom::End(-1))?;
+    std::io::Read::read_exact(&mut reader, &mut last)?;
+    if last[0] == b'\n' {
+        return Ok(size);
+    }
+    // Only after a crash: read the whole file to find the last whole line.
+    let bytes = std::fs::read(path)?;
+    let keep = bytes
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i as u64 + 1);
+    tracing::warn!(
+        cut = size - keep,
+        "the audit file ended in a partial record (a crash during a write); it was cut off"
+    );
+    file.set_len(keep)?;
+    file.sync_all()?;
+    Ok(keep)
 }
 
 impl FileSink {
@@ -136,7 +176,7 @@ impl FileSink {
 
     pub fn with_rotation(path: &Path, max_bytes: u64) -> std::io::Result<Self> {
         let file = open_append(path)?;
-        let size = file.metadata()?.len();
+        let size = cut_torn_tail(path, &file)?;
         Ok(FileSink {
             path: path.to_path_buf(),
             max_bytes,
@@ -145,7 +185,9 @@ impl FileSink {
     }
 
     fn rotate(&self, state: &mut (File, u64)) -> std::io::Result<()> {
-        let next = log_files(&self.path).len() as u64; // rotated ones plus the current
+        // After the highest rotated number, so an archived (removed) older
+        // file never makes a rename overwrite a newer one.
+        let next = rotated_numbers(&self.path).into_iter().max().unwrap_or(0) + 1;
         std::fs::rename(
             &self.path,
             self.path.with_file_name(format!(
@@ -222,6 +264,9 @@ struct Chain {
     /// Records of requests that ran but whose record no sink took: they are
     /// chained first, in order, as soon as the sinks work again.
     held: Vec<AuditRecord>,
+    /// A checkpoint came due but could not be written: it is written before
+    /// the next record.
+    checkpoint_owed: bool,
 }
 
 /// Held records beyond this are dropped (only requests already running when
@@ -249,6 +294,7 @@ impl Auditor {
                 sequence,
                 head,
                 held: Vec::new(),
+                checkpoint_owed: false,
             }),
             checkpoint_every: 100,
             signer: OnceLock::new(),
@@ -312,16 +358,16 @@ impl Auditor {
         let mut line = canonical;
         line.pop(); // the closing brace
         line.extend_from_slice(format!(",\"hash\":\"{hash}\"}}\n").as_bytes());
-        // Every sink gets the line; the first (the file) must take it, since
-        // the others are copies (stdout) or only queue it (webhook).
-        let taken: Vec<bool> = self
-            .sinks
-            .iter()
-            .map(|s| s.write_line(&line).is_ok())
-            .collect();
-        if taken.first() != Some(&true) {
+        // The first sink (the file) must take the line before the others get
+        // it: they are copies (stdout) or only queue it (webhook), and must
+        // never carry a sequence number the file refused.
+        let (first, copies) = self.sinks.split_first().ok_or_else(unavailable)?;
+        if first.write_line(&line).is_err() {
             self.healthy.store(false, Ordering::SeqCst);
             return Err(unavailable());
+        }
+        for sink in copies {
+            let _ = sink.write_line(&line);
         }
         self.healthy.store(true, Ordering::SeqCst);
         chain.sequence = sequence;
@@ -371,21 +417,32 @@ impl Auditor {
             vault: &record.vault,
         })?;
         self.append_canonical(chain, canonical)?;
-        if chain.sequence.is_multiple_of(self.checkpoint_every)
-            && let Some(sign) = self.signer.get()
-        {
-            let covers = chain.sequence;
-            let head = chain.head.clone();
-            let signature = sign(&json!({ "sequence": covers, "hash": head }));
-            let checkpoint = json!({
-                "type": "checkpoint",
-                "time": record.time,
-                "checkpoint": { "coversSequence": covers, "headHash": head, "signature": signature },
-            });
-            self.append(chain, checkpoint)?;
-            if let Some(persist) = self.persist_head.get() {
-                persist(chain.sequence, chain.head.clone());
-            }
+        // The record is in the file: from here on a failure must not turn it
+        // into a held copy (it would be written twice). A checkpoint that
+        // cannot be written is owed, and the failing sink is caught by the
+        // next request's preflight.
+        if chain.checkpoint_owed || chain.sequence.is_multiple_of(self.checkpoint_every) {
+            chain.checkpoint_owed = self.write_checkpoint(chain, &record.time).is_err();
+        }
+        Ok(())
+    }
+
+    /// Appends a signed checkpoint over the chain so far and persists its head.
+    fn write_checkpoint(&self, chain: &mut Chain, time: &str) -> Result<()> {
+        let Some(sign) = self.signer.get() else {
+            return Ok(());
+        };
+        let covers = chain.sequence;
+        let head = chain.head.clone();
+        let signature = sign(&json!({ "sequence": covers, "hash": head }));
+        let checkpoint = json!({
+            "type": "checkpoint",
+            "time": time,
+            "checkpoint": { "coversSequence": covers, "headHash": head, "signature": signature },
+        });
+        self.append(chain, checkpoint)?;
+        if let Some(persist) = self.persist_head.get() {
+            persist(chain.sequence, chain.head.clone());
         }
         Ok(())
     }
@@ -629,7 +686,7 @@ pub fn verify(
             line: 0,
             sequence: Some(v.last_sequence + 1),
             problem: format!(
-                "the log ends at record {} but the server checkpointed record {seq}: it was truncated",
+                "the log ends at record {} but the server wrote record {seq}: it was truncated",
                 v.last_sequence
             ),
         });
@@ -778,6 +835,112 @@ mod tests {
             ],
             "the request that ran while the sink failed is recorded, in order"
         );
+    }
+
+    #[test]
+    fn copies_never_carry_a_line_the_file_refused() {
+        let broken = std::sync::Arc::new(AtomicBool::new(true));
+        let file = Flaky(broken.clone(), Default::default());
+        let copy = Flaky(
+            std::sync::Arc::new(AtomicBool::new(false)),
+            Default::default(),
+        );
+        let auditor = Auditor::new(vec![Box::new(file), Box::new(copy.clone())], None);
+        assert!(auditor.record(&AuditRecord::default()).is_err());
+        assert!(copy.1.lock().unwrap().is_empty());
+        broken.store(false, Ordering::SeqCst);
+        auditor.record(&AuditRecord::default()).unwrap();
+        let lines = String::from_utf8(copy.1.lock().unwrap().clone()).unwrap();
+        let seqs: Vec<u64> = lines
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["sequence"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            seqs,
+            vec![1, 2],
+            "the held record, then the new one, each once"
+        );
+    }
+
+    /// Fails every line that is a checkpoint while `.0` is set.
+    struct NoCheckpoints(std::sync::Arc<AtomicBool>, Mutex<Vec<u8>>);
+    impl AuditSink for NoCheckpoints {
+        fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
+            let checkpoint = std::str::from_utf8(line)
+                .unwrap()
+                .contains("\"checkpoint\"");
+            if checkpoint && self.0.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.1.lock().unwrap().extend_from_slice(line);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_checkpoint_is_owed_not_a_failed_record() {
+        let failing = std::sync::Arc::new(AtomicBool::new(true));
+        let auditor = Auditor::new(
+            vec![Box::new(NoCheckpoints(failing.clone(), Mutex::new(vec![])))],
+            None,
+        )
+        .with_checkpoint_every(2);
+        auditor.set_checkpointing(Box::new(|_| Some("sig".into())), Box::new(|_, _| {}));
+        let rec = AuditRecord::default();
+        auditor.record(&rec).unwrap();
+        auditor
+            .record(&rec)
+            .expect("the record was written; only its checkpoint failed");
+        assert_eq!(auditor.head().0, 2);
+        failing.store(false, Ordering::SeqCst);
+        auditor.preflight().unwrap();
+        auditor.record(&rec).unwrap();
+        let c = auditor.chain.lock().unwrap();
+        assert!(c.held.is_empty() && !c.checkpoint_owed);
+        // 2 records, the sink check, the third record, then the owed checkpoint.
+        assert_eq!(c.sequence, 5);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_and_the_chain_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), 3, 1 << 20);
+        let whole = std::fs::metadata(&path).unwrap().len();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"sequence\":4,\"previousHa").unwrap();
+        drop(f);
+        let sink = FileSink::open(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
+        let auditor = Auditor::new(vec![Box::new(sink)], resume_point(&path));
+        auditor.record(&AuditRecord::default()).unwrap();
+        let v = verify(&log_files(&path), None, None);
+        assert_eq!(v.first_break, None);
+        assert_eq!(v.last_sequence, auditor.head().0);
+    }
+
+    #[test]
+    fn rotation_never_overwrites_a_newer_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), 20, 2000);
+        let before = log_files(&path);
+        assert!(before.len() >= 3);
+        std::fs::remove_file(&before[0]).unwrap(); // an operator archived the oldest
+        let kept: Vec<Vec<u8>> = before[1..before.len() - 1]
+            .iter()
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        let sink = FileSink::with_rotation(&path, 2000).unwrap();
+        let auditor = Auditor::new(vec![Box::new(sink)], resume_point(&path));
+        for _ in 0..10 {
+            auditor.record(&AuditRecord::default()).unwrap();
+        }
+        for (p, bytes) in before[1..before.len() - 1].iter().zip(kept) {
+            assert_eq!(std::fs::read(p).unwrap(), bytes, "{p:?} was overwritten");
+        }
     }
 
     #[test]

@@ -396,10 +396,22 @@ async fn run(
         ("GET", ["audit", "verify"]) => {
             op("AuditVerify");
             require_operator(state, slot, caller).await?;
+            // The last record this process wrote (read before the files, so
+            // every record up to it must be there), or the last checkpointed
+            // head if that is further: a cut after a restart shows too.
+            let written = state.auditor.head();
+            let head = match state.kf.audit_head().await? {
+                Some(checkpointed) if checkpointed.0 > written.0 => checkpointed,
+                _ => written,
+            };
             let files = keyfort_core::audit::log_files(&state.audit_file);
-            let head = state.kf.audit_head().await?;
             let check = |sig: &str, seq: u64, hash: &str| id.verify_checkpoint(sig, seq, hash);
-            Json(keyfort_core::audit::verify(&files, Some(&check), head)).into_response()
+            Json(keyfort_core::audit::verify(
+                &files,
+                Some(&check),
+                Some(head),
+            ))
+            .into_response()
         }
         ("GET", ["tenants"]) => {
             op("TenantList");
