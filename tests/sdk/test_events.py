@@ -96,6 +96,21 @@ def test_retries_then_dead_letter(server, client):
     assert r.returncode == 1 and "https" in r.stderr
 
 
+def test_a_retried_event_keeps_its_place(server, client):
+    """The first event fails once; the second, queued behind it, waits for
+    its retry instead of overtaking it."""
+    flaky = Receiver(fail_first=1)
+    sub = cli_json(server, "event", "subscription", "create", "--vault-name", "dev", "--endpoint", flaky.url,
+                   "--event-type", "SecretNewVersionCreated")
+    name = f"order-{uuid.uuid4().hex[:6]}"
+    v1 = client.set_secret(name, remember(f"o-{uuid.uuid4().hex}")).properties.version
+    v2 = client.set_secret(name, remember(f"o-{uuid.uuid4().hex}")).properties.version
+    got = decoded(flaky.wait(2, timeout=20, subject=name), sub["secret"])
+    assert [e["data"]["Version"] for e in got] == [v1, v2]
+    assert flaky.attempts == 3
+    cli_json(server, "event", "subscription", "delete", "--vault-name", "dev", "--id", sub["id"])
+
+
 def test_vault_and_role_assignment_changes(server):
     import base64
     rx = Receiver()

@@ -49,8 +49,14 @@ pub struct Delivery {
 fn subs_prefix(vault_id: &str) -> String {
     format!("sys/eventsubs/{vault_id}/")
 }
+/// Each subscription has its own queue, in the order events were queued:
+/// its head is delivered (and retried) before anything behind it.
+const OUTBOX: &str = "sys/outbox/";
+fn outbox_prefix(subscription_id: &str) -> String {
+    format!("{OUTBOX}{subscription_id}/")
+}
 fn outbox_key(d: &Delivery) -> String {
-    format!("sys/outbox/{:020}-{}", d.next_attempt.max(0), d.id)
+    format!("{}{}", outbox_prefix(&d.subscription_id), d.id)
 }
 /// An id that sorts in creation order (nanoseconds, then randomness), so
 /// deliveries due at the same second go out in the order they were queued.
@@ -177,7 +183,13 @@ impl Keyfort {
                 ),
             ));
         }
-        self.barrier.commit(Batch::new().delete(key)).await
+        // Its queued deliveries go with it.
+        let id = id.to_ascii_lowercase();
+        let mut batch = Batch::new().delete(key);
+        for queued in self.barrier.list_keys(&outbox_prefix(&id)).await? {
+            batch = batch.delete(queued);
+        }
+        self.barrier.commit(batch).await
     }
 
     pub async fn dead_letters(&self, vault: &Vault) -> Result<Vec<Delivery>> {
@@ -201,12 +213,30 @@ impl Keyfort {
         subject: &str,
         data: Value,
     ) -> Result<()> {
+        let batch = self
+            .event_batch(Batch::new(), vault, event_type, subject, data)
+            .await?;
+        if batch.ops.is_empty() {
+            return Ok(());
+        }
+        self.barrier.commit(batch).await
+    }
+
+    /// Adds to `batch` the deliveries of an event to every subscription of
+    /// the vault that wants it.
+    async fn event_batch(
+        &self,
+        mut batch: Batch,
+        vault: &Vault,
+        event_type: &str,
+        subject: &str,
+        data: Value,
+    ) -> Result<Batch> {
         let subs = self
             .barrier
             .list_all::<EventSubscription>(&subs_prefix(&vault.id))
             .await?;
         let now = self.clock.now();
-        let mut batch = Batch::new();
         for s in subs.into_iter().map(|s| s.value) {
             if !s.event_types.is_empty() && !s.event_types.iter().any(|t| t == event_type) {
                 continue;
@@ -235,10 +265,7 @@ impl Keyfort {
             let key = outbox_key(&d);
             batch = batch.put(key.clone(), self.barrier.seal_json(&key, &d).await?);
         }
-        if batch.ops.is_empty() {
-            return Ok(());
-        }
-        self.barrier.commit(batch).await
+        Ok(batch)
     }
 
     /// Queues an event about a change that has already happened: a failure
@@ -294,80 +321,108 @@ impl Keyfort {
         if self.barrier.store().get(&mark).await?.is_some() {
             return Ok(());
         }
+        // The mark and the deliveries commit together: the event fires once,
+        // and is never marked without being queued.
         let sealed = self.barrier.seal(&mark, b"1").await?;
-        match self
-            .barrier
-            .commit(Batch::new().expect_absent(mark.clone()).put(mark, sealed))
-            .await
-        {
-            Ok(()) => {
-                self.publish(
-                    vault,
-                    kind,
-                    &s.name,
-                    self.secret_event_data(vault_url, vault, s),
-                )
-                .await
-            }
+        let batch = self
+            .event_batch(
+                Batch::new().expect_absent(mark.clone()).put(mark, sealed),
+                vault,
+                kind,
+                &s.name,
+                self.secret_event_data(vault_url, vault, s),
+            )
+            .await?;
+        match self.barrier.commit(batch).await {
             Err(Error::Conflict(_)) => Ok(()), // another pass fired it
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
     /// Scans every live vault's latest secret versions for expiry events.
+    /// A vault that fails is logged and skipped; the others still get theirs.
     pub async fn scan_expiry(&self, vault_url: impl Fn(&Vault) -> String) -> Result<()> {
         for v in self.vaults.list().await? {
-            let url = vault_url(&v);
-            let mut after: Option<String> = None;
-            loop {
-                let page = self.secrets.list(&v, after.as_deref(), 25).await?;
-                for s in &page.items {
-                    self.expiry_events(&v, &url, s).await?;
-                }
-                match page.next {
-                    Some(n) => after = Some(n),
-                    None => break,
-                }
+            if let Err(e) = self.scan_vault_expiry(&v, &vault_url(&v)).await {
+                tracing::warn!(vault = %v.name, error = %e, "expiry scan failed for a vault");
             }
         }
         Ok(())
     }
 
-    /// Deliveries due now.
-    pub async fn due_deliveries(&self) -> Result<Vec<(String, Delivery)>> {
+    async fn scan_vault_expiry(&self, v: &Vault, url: &str) -> Result<()> {
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.secrets.list(v, after.as_deref(), 25).await?;
+            for s in &page.items {
+                self.expiry_events(v, url, s).await?;
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// The head of every subscription's queue that is due now (one store
+    /// read per subscription with something queued).
+    pub async fn due_heads(&self) -> Result<Vec<(String, Delivery)>> {
         let now = self.clock.now();
-        let upper = format!("sys/outbox/{:020}-~", now.max(0));
+        let mut heads = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .barrier
+                .list::<Delivery>(OUTBOX, after.as_deref(), 1)
+                .await?;
+            let Some(head) = page.into_iter().next() else {
+                return Ok(heads);
+            };
+            // Past every key of this subscription ('~' sorts after ids).
+            after = Some(format!("{}~", outbox_prefix(&head.value.subscription_id)));
+            if head.value.next_attempt <= now {
+                heads.push((head.key, head.value));
+            }
+        }
+    }
+
+    /// The head of one subscription's queue, if it is due now.
+    pub async fn due_head(&self, subscription_id: &str) -> Result<Option<(String, Delivery)>> {
+        let now = self.clock.now();
         Ok(self
             .barrier
-            .list::<Delivery>("sys/outbox/", None, 100)
+            .list::<Delivery>(&outbox_prefix(subscription_id), None, 1)
             .await?
             .into_iter()
-            .filter(|s| s.key.as_str() <= upper.as_str())
-            .map(|s| (s.key, s.value))
-            .collect())
+            .find(|s| s.value.next_attempt <= now)
+            .map(|s| (s.key, s.value)))
     }
 
     /// Records the outcome of one delivery attempt: done, retry later
-    /// (1, 2, 4... seconds), or dead-lettered after the last attempt.
+    /// (1, 2, 4... seconds, staying at the head of its queue), or
+    /// dead-lettered after the last attempt.
     pub async fn delivery_result(
         &self,
         key: &str,
         mut d: Delivery,
         error: Option<String>,
     ) -> Result<()> {
-        let mut batch = Batch::new().delete(key.to_owned());
-        if let Some(e) = error {
-            d.attempts += 1;
-            d.last_error = Some(e);
-            if d.attempts >= MAX_ATTEMPTS {
-                let dk = format!("{}{}", dead_prefix(&d.vault_id), d.id);
-                batch = batch.put(dk.clone(), self.barrier.seal_json(&dk, &d).await?);
-            } else {
-                d.next_attempt = self.clock.now() + (1i64 << (d.attempts - 1));
-                let nk = outbox_key(&d);
-                batch = batch.put(nk.clone(), self.barrier.seal_json(&nk, &d).await?);
+        let batch = match error {
+            None => Batch::new().delete(key.to_owned()),
+            Some(e) => {
+                d.attempts += 1;
+                d.last_error = Some(e);
+                if d.attempts >= MAX_ATTEMPTS {
+                    let dk = format!("{}{}", dead_prefix(&d.vault_id), d.id);
+                    let sealed = self.barrier.seal_json(&dk, &d).await?;
+                    Batch::new().delete(key.to_owned()).put(dk, sealed)
+                } else {
+                    d.next_attempt = self.clock.now() + (1i64 << (d.attempts - 1));
+                    let sealed = self.barrier.seal_json(key, &d).await?;
+                    Batch::new().put(key.to_owned(), sealed)
+                }
             }
-        }
+        };
         self.barrier.commit(batch).await
     }
 }

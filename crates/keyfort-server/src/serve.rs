@@ -292,41 +292,89 @@ async fn listen(
     })
 }
 
-/// Delivers queued events to their webhooks, signed, with retries.
+/// Delivers queued events to their webhooks, signed, with retries. Each
+/// subscription's queue drains in its own task, in order, so one slow or
+/// dead webhook holds up only its own events.
 async fn deliver_forever(state: Arc<AppState>) {
     let http = crate::http::audit::webhook_client();
+    let draining: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Default::default();
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let due = match state.kf.due_deliveries().await {
-            Ok(d) => d,
+        let heads = match state.kf.due_heads().await {
+            Ok(h) => h,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the event outbox");
                 continue;
             }
         };
-        for (key, d) in due {
-            let body = serde_json::to_vec(&d.body).unwrap_or_default();
-            let sent = http
-                .post(&d.endpoint)
-                .header("content-type", "application/json")
-                .header("aeg-event-type", "Notification")
-                .header(
-                    "x-keyfort-signature",
-                    keyfort_core::events::signature(&d.secret, &body),
-                )
-                .header("x-keyfort-delivery-attempt", (d.attempts + 1).to_string())
-                .body(body)
-                .send()
-                .await;
-            let error = match sent {
-                Ok(r) if r.status().is_success() => None,
-                Ok(r) => Some(format!("the webhook answered {}", r.status())),
-                Err(_) => Some("the webhook could not be reached".to_string()),
-            };
-            if let Err(e) = state.kf.delivery_result(&key, d, error).await {
-                tracing::warn!(error = %e, "cannot record an event delivery");
+        for (key, head) in heads {
+            let sub = head.subscription_id.clone();
+            if !draining
+                .lock()
+                .map(|mut d| d.insert(sub.clone()))
+                .unwrap_or(false)
+            {
+                continue; // already draining
             }
+            let (state, http, draining) = (state.clone(), http.clone(), draining.clone());
+            tokio::spawn(async move {
+                drain_queue(&state, &http, key, head).await;
+                if let Ok(mut d) = draining.lock() {
+                    d.remove(&sub);
+                }
+            });
         }
+    }
+}
+
+/// Sends one subscription's due deliveries in queue order; stops at the
+/// first failure (that delivery is retried later, still first in line).
+async fn drain_queue(
+    state: &AppState,
+    http: &reqwest::Client,
+    mut key: String,
+    mut d: keyfort_core::events::Delivery,
+) {
+    loop {
+        let sub = d.subscription_id.clone();
+        let error = send_delivery(http, &d).await;
+        let failed = error.is_some();
+        if let Err(e) = state.kf.delivery_result(&key, d, error).await {
+            return tracing::warn!(error = %e, "cannot record an event delivery");
+        }
+        if failed {
+            return;
+        }
+        match state.kf.due_head(&sub).await {
+            Ok(Some((k, next))) => (key, d) = (k, next),
+            Ok(None) => return,
+            Err(e) => return tracing::warn!(error = %e, "cannot read the event outbox"),
+        }
+    }
+}
+
+/// One signed delivery attempt; the error, if it failed.
+async fn send_delivery(
+    http: &reqwest::Client,
+    d: &keyfort_core::events::Delivery,
+) -> Option<String> {
+    let body = serde_json::to_vec(&d.body).unwrap_or_default();
+    let sent = http
+        .post(&d.endpoint)
+        .header("content-type", "application/json")
+        .header("aeg-event-type", "Notification")
+        .header(
+            "x-keyfort-signature",
+            keyfort_core::events::signature(&d.secret, &body),
+        )
+        .header("x-keyfort-delivery-attempt", (d.attempts + 1).to_string())
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(r) if r.status().is_success() => None,
+        Ok(r) => Some(format!("the webhook answered {}", r.status())),
+        Err(_) => Some("the webhook could not be reached".to_string()),
     }
 }
 

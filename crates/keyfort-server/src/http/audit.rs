@@ -63,6 +63,43 @@ fn sanitized_header(req: &Request, name: &str) -> Option<String> {
 pub async fn audit_layer(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    // The request runs, and is recorded, in a task of its own: a client that
+    // hangs up drops this future, but not the task, so a request that
+    // already had its effect still gets its record.
+    match tokio::spawn(run_audited(state, peer, req, next)).await {
+        Ok(response) => response,
+        Err(_) => ApiError(keyfort_core::Error::Internal(
+            "the audit task failed".into(),
+        ))
+        .into_response(),
+    }
+}
+
+/// Runs the handler; a panic in it becomes a 500 that is recorded like any
+/// other answer.
+async fn run_handler(req: Request, next: Next) -> Response {
+    match tokio::spawn(next.run(req)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(panic = e.is_panic(), "a request handler failed");
+            let mut response = ApiError(keyfort_core::Error::Internal(
+                "the request handler failed".into(),
+            ))
+            .into_response();
+            response
+                .extensions_mut()
+                .insert(FailureReason("the request handler failed".into()));
+            response
+        }
+    }
+}
+
+async fn run_audited(
+    state: Arc<AppState>,
+    peer: SocketAddr,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -81,7 +118,7 @@ pub async fn audit_layer(
         tracing::error!("audit sinks are failing; refusing the request");
         return ApiError(e).into_response();
     }
-    let mut response = next.run(req).await;
+    let mut response = run_handler(req, next).await;
 
     let info = slot.take();
     let status = response.status().as_u16();
@@ -157,6 +194,7 @@ async fn alert_on(state: Arc<AppState>, tenant: String, record: AuditRecord) {
 pub fn webhook_client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
+        .connect_timeout(std::time::Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_default()
