@@ -49,6 +49,9 @@ def test_advisor_findings(server):
     # A person holding a privileged role permanently.
     user = cli_json(server, "user", "create", "--username", f"carol-{uuid.uuid4().hex[:6]}", stdin="a long password 123")
     cli_json(server, "role", "assignment", "create", "--role", "Key Vault Secrets Officer", "--assignee", user["objectId"], "--vault", bad)
+    # A person who only reads is not privileged.
+    reader = cli_json(server, "user", "create", "--username", f"dave-{uuid.uuid4().hex[:6]}", stdin="a long password 456")
+    cli_json(server, "role", "assignment", "create", "--role", "Key Vault Reader", "--assignee", reader["objectId"], "--vault", bad)
     # A privileged role whose activation needs no MFA.
     cli_json(server, "pim", "eligible", "create", "--role", "Key Vault Crypto Officer", "--assignee", user["objectId"], "--vault", bad)
     cli_json(server, "pim", "policy", "set", "--role", "Key Vault Crypto Officer", "--require-mfa", "false", "--vault", bad)
@@ -69,5 +72,8 @@ def test_advisor_findings(server):
         assert checks[check]["vault"] == bad
         assert checks[check]["fix"].startswith("keyfort "), "every finding says how to fix it"
     assert "forever" in checks["secret-without-expiry"]["evidence"]
+    standing = [f["evidence"] for f in findings if f["check"] == "standing-privileged-user"]
+    assert any(user["username"] in e for e in standing)
+    assert not any(reader["username"] in e for e in standing), "a read-only role is not privileged"
     r = cli(server, "advisor", "--only", bad, "--strict")
     assert r.returncode == 1 and "high finding" in r.stderr

@@ -155,10 +155,7 @@ impl Keyfort {
                 let Some(role) = self.authz.role(tenant_id, &a.role_definition_id).await? else {
                     continue;
                 };
-                if role.is_read_only()
-                    || role.data_actions.as_deref().unwrap_or_default().is_empty()
-                        && role.actions.as_deref().unwrap_or_default().is_empty()
-                {
+                if !role.is_privileged() {
                     continue;
                 }
                 out.push(f(
@@ -177,7 +174,7 @@ impl Keyfort {
                 .roles(tenant_id)
                 .await?
                 .iter()
-                .filter(|r| !r.is_read_only())
+                .filter(|r| r.is_privileged())
             {
                 let has_eligible = self
                     .eligibilities(tenant_id)

@@ -6,6 +6,7 @@
 //! the caller to deliver (log and webhook channels).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex, RwLock};
 
 use keyfort_store::Batch;
@@ -144,13 +145,24 @@ impl AlertRule {
 
 #[derive(Default)]
 struct Window {
+    /// The newest hits in the window: at most threshold + 1 are needed.
     times: VecDeque<i64>,
     last_fired: Option<i64>,
+    /// Past this time the window is empty and cooled down: it can go.
+    idle_after: i64,
 }
+
+/// Windows are swept of idle ones past this many, and never grow past
+/// `MAX_WINDOWS` (one per rule and group: many source addresses could
+/// otherwise fill memory).
+const SWEEP_AT: usize = 10_000;
+const MAX_WINDOWS: usize = 100_000;
 
 pub struct Alerts {
     barrier: Arc<Barrier>,
     rules: RwLock<HashMap<String, Arc<Vec<AlertRule>>>>,
+    /// Bumped by every rule change, so a load that raced one is not cached.
+    rules_generation: std::sync::atomic::AtomicU64,
     windows: Mutex<HashMap<(String, String), Window>>,
 }
 
@@ -159,6 +171,7 @@ impl Alerts {
         Alerts {
             barrier,
             rules: RwLock::new(HashMap::new()),
+            rules_generation: Default::default(),
             windows: Mutex::new(HashMap::new()),
         }
     }
@@ -167,6 +180,7 @@ impl Alerts {
         if let Some(r) = self.rules.read().expect("alert rules lock").get(tenant) {
             return Ok(r.clone());
         }
+        let generation = self.rules_generation.load(SeqCst);
         let list = Arc::new(
             self.barrier
                 .list_all::<AlertRule>(&rules_prefix(tenant))
@@ -175,10 +189,10 @@ impl Alerts {
                 .map(|s| s.value)
                 .collect::<Vec<_>>(),
         );
-        self.rules
-            .write()
-            .expect("alert rules lock")
-            .insert(tenant.to_owned(), list.clone());
+        let mut cache = self.rules.write().expect("alert rules lock");
+        if self.rules_generation.load(SeqCst) == generation {
+            cache.insert(tenant.to_owned(), list.clone());
+        }
         Ok(list)
     }
 
@@ -200,10 +214,7 @@ impl Alerts {
         let key = format!("{}{}", rules_prefix(&rule.tenant_id), rule.id);
         let sealed = self.barrier.seal_json(&key, &rule).await?;
         self.barrier.commit(Batch::new().put(key, sealed)).await?;
-        self.rules
-            .write()
-            .expect("alert rules lock")
-            .remove(&rule.tenant_id);
+        self.forget_rules(&rule.tenant_id);
         Ok(rule)
     }
 
@@ -216,8 +227,14 @@ impl Alerts {
             ));
         }
         self.barrier.commit(Batch::new().delete(key)).await?;
-        self.rules.write().expect("alert rules lock").remove(tenant);
+        self.forget_rules(tenant);
         Ok(())
+    }
+
+    fn forget_rules(&self, tenant: &str) {
+        let mut cache = self.rules.write().expect("alert rules lock");
+        self.rules_generation.fetch_add(1, SeqCst);
+        cache.remove(tenant);
     }
 
     pub async fn history(&self, tenant: &str) -> Result<Vec<FiredAlert>> {
@@ -242,20 +259,32 @@ impl Alerts {
         let mut fired = Vec::new();
         {
             let mut windows = self.windows.lock().expect("alert windows lock");
+            if windows.len() >= SWEEP_AT {
+                windows.retain(|_, w| w.idle_after > now);
+            }
             for rule in rules.iter().filter(|r| r.matches(record)) {
                 let group = rule.group(record);
-                let w = windows.entry((rule.id.clone(), group.clone())).or_default();
+                let key = (rule.id.clone(), group.clone());
+                if windows.len() >= MAX_WINDOWS && !windows.contains_key(&key) {
+                    tracing::warn!(rule = %rule.name, "too many alert windows: a new group is not counted");
+                    continue;
+                }
+                let w = windows.entry(key).or_default();
                 w.times.push_back(now);
                 while w
                     .times
                     .front()
                     .is_some_and(|t| *t <= now - rule.window_secs)
+                    || w.times.len() > rule.threshold as usize + 1
                 {
                     w.times.pop_front();
                 }
+                w.idle_after = (now + rule.window_secs)
+                    .max(w.last_fired.map_or(0, |t| t + rule.cooldown_secs));
                 let cooled = w.last_fired.is_none_or(|t| now - t >= rule.cooldown_secs);
                 if w.times.len() > rule.threshold as usize && cooled {
                     w.last_fired = Some(now);
+                    w.idle_after = w.idle_after.max(now + rule.cooldown_secs);
                     fired.push(FiredAlert {
                         id: uuid::Uuid::new_v4().to_string(),
                         rule_id: rule.id.clone(),
@@ -437,5 +466,42 @@ mod tests {
             1
         );
         assert_eq!(alerts.history("t").await.unwrap().len(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn windows_stay_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Arc::new(keyfort_store::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
+        let alerts = Alerts::new(Arc::new(Barrier::new(
+            store,
+            keyfort_crypto::SealingKey::generate(),
+        )));
+        for r in builtin_rules("t") {
+            alerts.put_rule(r).await.unwrap();
+        }
+        // One refusal each from many addresses, long ago...
+        for i in 0..SWEEP_AT {
+            let ip = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+            alerts
+                .observe("t", &rec("SecretGet", "Failure", &ip), 1000)
+                .await
+                .unwrap();
+        }
+        // ... are swept once they are idle.
+        alerts
+            .observe("t", &rec("SecretGet", "Failure", "192.0.2.1"), 10_000)
+            .await
+            .unwrap();
+        assert_eq!(alerts.windows.lock().unwrap().len(), 1);
+        // A busy window keeps only what the threshold needs.
+        for t in 0..1000 {
+            alerts
+                .observe("t", &rec("SecretGet", "Failure", "192.0.2.1"), 10_000 + t)
+                .await
+                .unwrap();
+        }
+        let windows = alerts.windows.lock().unwrap();
+        assert!(windows.values().all(|w| w.times.len() <= 11));
     }
 }

@@ -95,6 +95,28 @@ impl RoleDefinition {
         !data.is_empty() && data.iter().all(|a| is_read_action(a))
     }
 
+    /// True when the role can change vaults, their data or access to them:
+    /// some data action, or some Key Vault, authorization or directory
+    /// action, does more than read. (Reader, Key Vault Reader and Key Vault
+    /// Secrets User are not; the reader roles' boilerplate such as
+    /// `Microsoft.Support/*` does not count.)
+    pub fn is_privileged(&self) -> bool {
+        let touches_access = |a: &&String| {
+            let a = a.to_ascii_lowercase();
+            a.starts_with('*')
+                || a.starts_with("microsoft.keyvault/")
+                || a.starts_with("microsoft.authorization/")
+                || a.starts_with("microsoft.directory/")
+        };
+        let actions = self.actions.as_deref().unwrap_or_default();
+        let data = self.data_actions.as_deref().unwrap_or_default();
+        actions
+            .iter()
+            .filter(touches_access)
+            .chain(data)
+            .any(|a| !is_read_action(a))
+    }
+
     /// The role ids this role's condition lets it (un)assign, if it has one.
     fn condition_role_ids(&self) -> Option<Vec<String>> {
         let c = self.condition.as_ref()?;
@@ -795,6 +817,12 @@ mod tests {
         assert!(!by("Key Vault Secrets Officer").is_read_only());
         assert!(!by("Key Vault Administrator").is_read_only());
         assert!(!by("Owner").is_read_only());
+        assert!(!by("Reader").is_privileged());
+        assert!(!by("Key Vault Secrets User").is_privileged());
+        assert!(!by("Key Vault Reader").is_privileged());
+        assert!(by("Key Vault Secrets Officer").is_privileged());
+        assert!(by("Owner").is_privileged());
+        assert!(by("User Access Administrator").is_privileged());
         let ids = by("Key Vault Data Access Administrator")
             .condition_role_ids()
             .unwrap();

@@ -70,7 +70,7 @@ impl Keyfort {
             .authz
             .existing_role(tenant_id, role_definition_id)
             .await?;
-        let privileged = !role.is_read_only();
+        let privileged = role.is_privileged();
         Ok(PimPolicy {
             tenant_id: tenant_id.to_owned(),
             role_definition_id: role.id,
