@@ -27,6 +27,20 @@ def test_restart_keeps_data_and_credentials(tmp_path):
         s.stop()
 
 
+def test_a_second_process_on_the_same_data_is_refused(tmp_path):
+    import subprocess
+    from conftest import BIN, free_port
+    s = DevServer(tmp_path / "locked").start()
+    try:
+        r = subprocess.run([str(BIN), "dev", "--data-dir", str(s.data_dir), "--port", str(free_port())],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and "in use by another keyfort process" in r.stderr, r.stderr
+        assert (s.data_dir / "dev.json").exists(), "the running node's dev.json is left alone"
+        assert s.client().set_secret("still-served", remember(f"l-{uuid.uuid4().hex}")).value
+    finally:
+        s.stop()
+
+
 def test_acknowledged_writes_survive_kill_9(tmp_path):
     s = DevServer(tmp_path / "crash").start()
     client = s.client()

@@ -89,8 +89,13 @@ def test_unsafe_configuration_is_refused_by_name(node):
     # Environment overrides, checked the same way.
     r = keyfort("server", "--config", str(node["cfg"]), env={"KEYFORT_ISSUER_URL": f"http://localhost:{node['port']}"})
     assert r.returncode != 0 and "issuer_url" in r.stderr
+    r = keyfort("server", "--config", str(node["cfg"]), env={"KEYFORT_ISSUER_URL": f"https://localhost:{node['port']}/x?a=b"})
+    assert r.returncode != 0 and "issuer_url" in r.stderr and "'='" in r.stderr
     r = keyfort("server", "--config", str(node["cfg"]), env={"KEYFORT_TOKEN_LIFETIME_SECS": "5"})
     assert r.returncode != 0 and "token_lifetime_secs" in r.stderr
+    # A value of the wrong kind names its setting too.
+    r = keyfort("server", "--config", str(node["cfg"]), env={"KEYFORT_LISTEN": "0.0.0.0"})
+    assert r.returncode != 0 and "listen" in r.stderr.replace("configuration setting 'config'", ""), r.stderr
     # A typo in a setting name is not silently ignored.
     bad = node["dir"] / "typo.toml"
     bad.write_text(node["cfg"].read_text() + "\nlisten_all = true\n")

@@ -172,10 +172,10 @@ async fn run_server(config: Option<PathBuf>) -> Result<(), keyfort_server::serve
         keyfort_server::config::Config::load(config.as_deref(), |k| std::env::var(k).ok())?;
     let setup = keyfort_server::serve::setup_from_config(&config)?;
     let (state, parts) = keyfort_server::serve::open(setup).await?;
-    let (cert, key) = (parts.tls_cert.clone(), parts.tls_key.clone());
+    let signals = keyfort_server::serve::Signals::install()?;
     let running = keyfort_server::serve::spawn(state, parts).await?;
     tracing::info!(addr = %running.addr, "keyfort is serving");
-    keyfort_server::serve::serve_until_signalled(running, cert, key).await
+    keyfort_server::serve::serve_until_signalled(running, signals).await
 }
 
 fn init_logging() {

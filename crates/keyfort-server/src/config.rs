@@ -174,7 +174,10 @@ impl Config {
         }
         let config: Config = toml::Value::Table(doc)
             .try_into()
-            .map_err(|e: toml::de::Error| err("config", e.message().to_string()))?;
+            .map_err(|e: toml::de::Error| {
+                // The full text names the setting ("... in `listen`").
+                err("config", e.to_string().trim().replace('\n', " "))
+            })?;
         Ok(config)
     }
 
@@ -216,6 +219,18 @@ impl Config {
         }
         if self.issuer_url.ends_with('/') {
             return Err(err("issuer_url", "must not end with '/'"));
+        }
+        // It goes into the WWW-Authenticate challenge, which the SDK splits
+        // on ',' and '='; a query or fragment has no place in an issuer.
+        if self
+            .issuer_url
+            .chars()
+            .any(|c| matches!(c, ',' | '=' | '"' | '?' | '#') || c.is_whitespace())
+        {
+            return Err(err(
+                "issuer_url",
+                "must not contain ',', '=', '\"', '?', '#' or spaces",
+            ));
         }
         if self.dns_suffix.is_empty()
             || self.dns_suffix.starts_with('.')

@@ -158,7 +158,6 @@ pub async fn run(opts: DevOptions) -> Result<(), BoxError> {
     create_private_dir(&opts.data_dir)?;
     let data_dir = std::fs::canonicalize(&opts.data_dir)?;
     let f = files(&data_dir);
-    let _ = std::fs::remove_file(&f.dev_json);
     if !f.root_key.exists() {
         keyfile::create(&f.root_key)?;
     }
@@ -192,6 +191,9 @@ pub async fn run(opts: DevOptions) -> Result<(), BoxError> {
         private_endpoints: vec![],
     };
     let (state, parts) = serve::open(setup).await?;
+    // Only now that this process holds the data folder: the dev.json of an
+    // earlier run must not be taken for this one's readiness.
+    let _ = std::fs::remove_file(&f.dev_json);
     let dev_state: DevState = if f.state.exists() {
         serde_json::from_slice(&std::fs::read(&f.state)?)?
     } else {
@@ -206,7 +208,7 @@ pub async fn run(opts: DevOptions) -> Result<(), BoxError> {
         .await?
         .ok_or("the dev vault is missing from the database")?;
 
-    let (cert, key) = (parts.tls_cert.clone(), parts.tls_key.clone());
+    let signals = serve::Signals::install()?;
     let running = serve::spawn(state, parts).await?;
     let json = dev_json(&site, &dev_state, &f.ca_cert);
     keyfile::write_private(&f.dev_json, &serde_json::to_vec_pretty(&json)?)?;
@@ -217,7 +219,7 @@ pub async fn run(opts: DevOptions) -> Result<(), BoxError> {
         vault.purge_protection,
         vault.retention_days,
     );
-    serve::serve_until_signalled(running, cert, key).await
+    serve::serve_until_signalled(running, signals).await
 }
 
 fn print_welcome(

@@ -39,15 +39,27 @@ pub fn load(path: &Path) -> Result<SealingKey, String> {
     SealingKey::from_bytes(raw.as_ref()).map_err(|e| e.to_string())
 }
 
-/// Writes a new file readable by its owner only (never world-readable, even briefly).
+/// Writes a new file readable by its owner only (never world-readable, even
+/// briefly), all or nothing: it is written and synced under a temporary name,
+/// then linked into place, so a crash never leaves an empty or partial file,
+/// and an existing file is never replaced.
 pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp); // left by a crash of an earlier run
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path)?;
-    f.write_all(contents)?;
-    f.sync_all()
+    let mut f = opts.open(&tmp)?;
+    let written = f.write_all(contents).and_then(|()| f.sync_all());
+    // A hard link fails if `path` exists: never overwrite (unlike rename).
+    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    linked?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

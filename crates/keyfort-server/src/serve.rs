@@ -101,8 +101,31 @@ pub fn setup_from_config(config: &Config) -> Result<Setup, BoxError> {
     })
 }
 
+/// Takes the database's lock file for the life of the process. Two
+/// processes on one data folder would each serve from their own cache and
+/// answer stale reads; the second is refused.
+fn lock_data(db_path: &std::path::Path) -> Result<std::fs::File, BoxError> {
+    let path = db_path.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "data_dir: {} is in use by another keyfort process (it holds {}); stop that one first",
+            db_path.parent().unwrap_or(db_path).display(),
+            path.display()
+        )
+        .into()),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
 /// Opens the store and services of a node (without serving yet).
 pub async fn open(setup: Setup) -> Result<(Arc<AppState>, ServeParts), BoxError> {
+    let data_lock = lock_data(&setup.db_path)?;
     let engine = Arc::new(SqliteStore::open(&setup.db_path)?);
     let store = Arc::new(CachedStore::new(engine));
     let barrier = Arc::new(Barrier::new(store, setup.root_key));
@@ -157,6 +180,7 @@ pub async fn open(setup: Setup) -> Result<(Arc<AppState>, ServeParts), BoxError>
         network: setup.network,
         audit_file: setup.audit_file.clone(),
         audit_off_host: setup.audit_webhook.is_some(),
+        _data_lock: data_lock,
         site: setup.site,
     });
     Ok((
@@ -192,7 +216,9 @@ pub struct Listening {
 pub struct Running {
     /// The public listener's address.
     pub addr: SocketAddr,
-    pub tls: RustlsConfig,
+    /// Every certificate served, with its files (reloaded on SIGHUP): the
+    /// public listener's first, then those of private endpoints with their own.
+    certificates: Vec<(RustlsConfig, PathBuf, PathBuf)>,
     /// The public listener first, then the private endpoints.
     pub listeners: Vec<Listening>,
     sweeper: tokio::task::JoinHandle<()>,
@@ -200,6 +226,21 @@ pub struct Running {
 }
 
 impl Running {
+    /// Reads every certificate and key again from their files; one that
+    /// fails to load keeps serving the previous one.
+    pub async fn reload_certificates(&self) {
+        for (tls, cert, key) in &self.certificates {
+            match tls.reload_from_pem_file(cert, key).await {
+                Ok(()) => {
+                    tracing::info!(cert = %cert.display(), "reloaded a TLS certificate and key")
+                }
+                Err(e) => {
+                    tracing::error!(cert = %cert.display(), error = %e, "TLS reload failed; keeping the previous certificate")
+                }
+            }
+        }
+    }
+
     /// Stops accepting, lets requests in flight finish (up to `grace`), and waits.
     pub async fn shutdown(self, grace: Duration) -> Result<(), BoxError> {
         self.sweeper.abort();
@@ -241,14 +282,19 @@ pub async fn spawn(state: Arc<AppState>, parts: ServeParts) -> Result<Running, B
         )
         .await?,
     ];
+    let mut certificates = vec![(tls.clone(), parts.tls_cert.clone(), parts.tls_key.clone())];
     for pe in &parts.private_endpoints {
         let pe_tls = match &pe.tls {
-            Some((cert, key)) => RustlsConfig::from_pem_file(cert, key).await.map_err(|e| {
-                format!(
-                    "private endpoint '{}': cannot load its certificate: {e}",
-                    pe.name
-                )
-            })?,
+            Some((cert, key)) => {
+                let own = RustlsConfig::from_pem_file(cert, key).await.map_err(|e| {
+                    format!(
+                        "private endpoint '{}': cannot load its certificate: {e}",
+                        pe.name
+                    )
+                })?;
+                certificates.push((own.clone(), cert.clone(), key.clone()));
+                own
+            }
             None => tls.clone(),
         };
         let listener = Listener::Private {
@@ -261,7 +307,7 @@ pub async fn spawn(state: Arc<AppState>, parts: ServeParts) -> Result<Running, B
     let deliverer = tokio::spawn(deliver_forever(state));
     Ok(Running {
         addr: listeners[0].addr,
-        tls,
+        certificates,
         listeners,
         sweeper,
         deliverer,
@@ -398,23 +444,31 @@ async fn sweep_forever(state: Arc<AppState>, interval: Duration) {
     }
 }
 
-/// Serves until SIGTERM or Ctrl-C; reloads TLS files on SIGHUP.
-pub async fn serve_until_signalled(
-    running: Running,
-    tls_cert: PathBuf,
-    tls_key: PathBuf,
-) -> Result<(), BoxError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
+/// The signals a node answers. Installed before the node says it is ready,
+/// so a SIGTERM or SIGHUP sent right after never meets the default action
+/// (which would kill it).
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn install() -> Result<Self, BoxError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
+/// Serves until SIGTERM or Ctrl-C; reloads every TLS certificate on SIGHUP.
+pub async fn serve_until_signalled(running: Running, mut signals: Signals) -> Result<(), BoxError> {
     loop {
         tokio::select! {
-            _ = term.recv() => break,
+            _ = signals.term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
-            _ = hup.recv() => match running.tls.reload_from_pem_file(&tls_cert, &tls_key).await {
-                Ok(()) => tracing::info!("reloaded the TLS certificate and key"),
-                Err(e) => tracing::error!(error = %e, "TLS reload failed; keeping the previous certificate"),
-            },
+            _ = signals.hup.recv() => running.reload_certificates().await,
         }
     }
     tracing::info!("shutting down: finishing requests in flight");

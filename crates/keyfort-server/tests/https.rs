@@ -164,14 +164,14 @@ async fn certificate_reload_serves_the_new_certificate() {
         health(h.client(&new_ca, true), h.port).await.is_err(),
         "new CA not trusted before reload"
     );
-    running
-        .tls
-        .reload_from_pem_file(
-            h.dir.path().join("server-new.pem"),
-            h.dir.path().join("server-key-new.pem"),
-        )
-        .await
-        .unwrap();
+    // The operator replaces the files in place (as a renewal would), then SIGHUP.
+    for (new, current) in [
+        ("server-new.pem", "server.pem"),
+        ("server-key-new.pem", "server-key.pem"),
+    ] {
+        std::fs::copy(h.dir.path().join(new), h.dir.path().join(current)).unwrap();
+    }
+    running.reload_certificates().await;
     assert!(
         health(h.client(&new_ca, true), h.port).await.is_ok(),
         "reload takes effect for new connections"

@@ -74,13 +74,17 @@ impl Site {
     }
 
     /// The vault a request host names, if it names one. `None` for hosts
-    /// that are neither `{vault}.{suffix}` nor a bare host with a default vault.
+    /// that are neither `{vault}.{suffix}` nor a bare host (the suffix
+    /// itself, `localhost` or an IP address) with a default vault.
     pub fn vault_for_host(&self, host: &str) -> Option<String> {
-        let host = strip_port(host).to_ascii_lowercase();
+        let host = strip_port(host).trim_end_matches('.').to_ascii_lowercase();
         if let Some(label) = host.strip_suffix(&format!(".{}", self.dns_suffix)) {
             return (!label.contains('.') && !label.is_empty()).then(|| label.to_owned());
         }
-        self.default_vault.clone()
+        let bare = host == self.dns_suffix
+            || host == "localhost"
+            || host.parse::<std::net::IpAddr>().is_ok();
+        bare.then(|| self.default_vault.clone()).flatten()
     }
 }
 
@@ -103,6 +107,8 @@ pub struct AppState {
     pub audit_file: std::path::PathBuf,
     /// Whether some audit sink ships records off this host (a webhook).
     pub audit_off_host: bool,
+    /// The data folder's lock, held while the node runs.
+    pub _data_lock: std::fs::File,
 }
 
 pub fn router(state: Arc<AppState>, listener: Listener) -> Router {
@@ -164,6 +170,20 @@ mod tests {
             site(Some("dev")).vault_for_host("[::1]:8443").as_deref(),
             Some("dev")
         );
+        assert_eq!(
+            site(Some("dev"))
+                .vault_for_host("dev.vault.localhost.:8443")
+                .as_deref(),
+            Some("dev"),
+            "a trailing dot names the same host"
+        );
+        for other in ["x.vault.localhost.evil", "example.com:8443"] {
+            assert_eq!(
+                site(Some("dev")).vault_for_host(other),
+                None,
+                "{other} is not a bare host of this server"
+            );
+        }
         assert_eq!(s.vault_url("Dev"), "https://dev.vault.localhost:8443");
         assert_eq!(s.data_audience(), "https://vault.localhost:8443");
     }

@@ -76,6 +76,11 @@ pub async fn resolve_vault(state: &AppState, host: &str) -> Result<Arc<Vault>, E
 /// A 401 that tells the SDK where to get a token: the tenant's authority and
 /// the resource. Neither value may contain ',' or '=' (the SDK splits on them).
 pub fn challenge(state: &AppState, tenant_id: &str, err: Error) -> Response {
+    // A server fault while checking the token is not the caller's: answer
+    // (and log) it as such, rather than asking for a new token.
+    if matches!(err, Error::Internal(_) | Error::Unavailable(_)) {
+        return super::error::ApiError(err).into_response();
+    }
     let value = format!(
         "Bearer authorization=\"{}/{}\", resource=\"{}\"",
         state.site.issuer_base,
@@ -165,7 +170,10 @@ pub async fn authenticate_management(
         .identity
         .verify(token.trim(), &state.site.management_audience())
         .await
-        .map_err(|e| Box::new(unauthorized(e.public_message())))
+        .map_err(|e| match e {
+            Error::Internal(_) | Error::Unavailable(_) => Box::new(ApiError(e).into_response()),
+            _ => Box::new(unauthorized(e.public_message())),
+        })
 }
 
 /// Every `X-Forwarded-For` line (believed only from trusted proxies). A line
