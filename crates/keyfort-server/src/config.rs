@@ -130,23 +130,94 @@ fn err(setting: &str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
-/// The environment variable for each setting, in TOML path order.
-const ENV: &[(&str, &str)] = &[
-    ("KEYFORT_LISTEN", "listen"),
-    ("KEYFORT_PUBLIC_PORT", "public_port"),
-    ("KEYFORT_DNS_SUFFIX", "dns_suffix"),
-    ("KEYFORT_DEFAULT_VAULT", "default_vault"),
-    ("KEYFORT_ISSUER_URL", "issuer_url"),
-    ("KEYFORT_DATA_DIR", "data_dir"),
-    ("KEYFORT_TLS_CERT", "tls.cert"),
-    ("KEYFORT_TLS_KEY", "tls.key"),
-    ("KEYFORT_SEAL_KEY_FILE", "seal.key_file"),
-    ("KEYFORT_AUDIT_FILE", "audit.file"),
-    ("KEYFORT_TOKEN_LIFETIME_SECS", "token_lifetime_secs"),
-    ("KEYFORT_SWEEP_INTERVAL_SECS", "sweep_interval_secs"),
-    ("KEYFORT_NEAR_EXPIRY_DAYS", "near_expiry_days"),
-    ("KEYFORT_AUDIT_WEBHOOK", "audit.webhook"),
+/// How an environment variable's text becomes a setting's value.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Number,
+    Flag,
+    /// Comma-separated text.
+    List,
+    /// A TOML value, for tables and arrays of tables
+    /// (`{ corp = ["10.0.0.0/8"] }`, `[{ name = "pe1", ... }]`).
+    Toml,
+}
+
+/// The environment variable for every setting, in TOML path order.
+const ENV: &[(&str, &str, Kind)] = &[
+    ("KEYFORT_LISTEN", "listen", Kind::Text),
+    ("KEYFORT_PUBLIC_PORT", "public_port", Kind::Number),
+    ("KEYFORT_DNS_SUFFIX", "dns_suffix", Kind::Text),
+    ("KEYFORT_DEFAULT_VAULT", "default_vault", Kind::Text),
+    ("KEYFORT_ISSUER_URL", "issuer_url", Kind::Text),
+    ("KEYFORT_DATA_DIR", "data_dir", Kind::Text),
+    ("KEYFORT_TLS_CERT", "tls.cert", Kind::Text),
+    ("KEYFORT_TLS_KEY", "tls.key", Kind::Text),
+    ("KEYFORT_SEAL_KEY_FILE", "seal.key_file", Kind::Text),
+    ("KEYFORT_AUDIT_FILE", "audit.file", Kind::Text),
+    ("KEYFORT_AUDIT_STDOUT", "audit.stdout", Kind::Flag),
+    ("KEYFORT_AUDIT_WEBHOOK", "audit.webhook", Kind::Text),
+    (
+        "KEYFORT_AUDIT_MAX_FILE_BYTES",
+        "audit.max_file_bytes",
+        Kind::Number,
+    ),
+    (
+        "KEYFORT_AUDIT_CHECKPOINT_EVERY",
+        "audit.checkpoint_every",
+        Kind::Number,
+    ),
+    (
+        "KEYFORT_TOKEN_LIFETIME_SECS",
+        "token_lifetime_secs",
+        Kind::Number,
+    ),
+    (
+        "KEYFORT_SWEEP_INTERVAL_SECS",
+        "sweep_interval_secs",
+        Kind::Number,
+    ),
+    (
+        "KEYFORT_NETWORK_TRUSTED_PROXIES",
+        "network.trusted_proxies",
+        Kind::List,
+    ),
+    (
+        "KEYFORT_NETWORK_VIRTUAL_NETWORKS",
+        "network.virtual_networks",
+        Kind::Toml,
+    ),
+    ("KEYFORT_PRIVATE_ENDPOINTS", "private_endpoints", Kind::Toml),
+    ("KEYFORT_NEAR_EXPIRY_DAYS", "near_expiry_days", Kind::Number),
 ];
+
+/// The value of `setting` from its variable `var`, by the setting's kind.
+fn env_value(var: &str, setting: &str, kind: Kind, raw: &str) -> Result<toml::Value, ConfigError> {
+    let bad = |what: &str| err(setting, format!("{var}='{raw}' is not {what}"));
+    Ok(match kind {
+        Kind::Text => toml::Value::String(raw.to_owned()),
+        Kind::Number => {
+            toml::Value::Integer(raw.trim().parse().map_err(|_| bad("a whole number"))?)
+        }
+        Kind::Flag => toml::Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => return Err(bad("true or false")),
+        }),
+        Kind::List => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
+        Kind::Toml => format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .ok_or_else(|| bad("a TOML value"))?,
+    })
+}
 
 impl Config {
     /// Reads `path` (if given), then applies `KEYFORT_*` variables from `env`.
@@ -167,9 +238,9 @@ impl Config {
             }
             None => toml::Table::new(),
         };
-        for (var, setting) in ENV {
-            if let Some(value) = env(var) {
-                set_path(&mut doc, setting, &value);
+        for (var, setting, kind) in ENV {
+            if let Some(raw) = env(var) {
+                set_path(&mut doc, setting, env_value(var, setting, *kind, &raw)?);
             }
         }
         let config: Config = toml::Value::Table(doc)
@@ -326,22 +397,20 @@ pub fn check_private(setting: &str, path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn set_path(doc: &mut toml::Table, dotted: &str, raw: &str) {
+fn set_path(doc: &mut toml::Table, dotted: &str, value: toml::Value) {
     let mut parts: Vec<&str> = dotted.split('.').collect();
     let last = parts.pop().expect("non-empty setting path");
     let mut table = doc;
     for p in parts {
-        table = table
+        let entry = table
             .entry(p)
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .expect("setting path goes through tables");
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            // The variable overrides whatever the file had there.
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        table = entry.as_table_mut().expect("made a table above");
     }
-    // Numbers stay numbers; everything else is a string.
-    let value = raw
-        .parse::<i64>()
-        .map(toml::Value::Integer)
-        .unwrap_or_else(|_| toml::Value::String(raw.to_owned()));
     table.insert(last.to_owned(), value);
 }
 
@@ -362,6 +431,47 @@ mod tests {
             "listen = \"127.0.0.1:8443\"\nissuer_url = \"https://localhost:8443\"\ndata_dir = \"{d}\"\n[tls]\ncert = \"{d}/c.pem\"\nkey = \"{d}/k.pem\"\n[seal]\nkey_file = \"{d}/root.key\"\n",
             d = dir.display()
         )
+    }
+
+    #[test]
+    fn every_kind_of_setting_comes_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keyfort.toml");
+        std::fs::write(&file, toml_for(dir.path())).unwrap();
+        let vars: std::collections::HashMap<&str, &str> = [
+            ("KEYFORT_AUDIT_STDOUT", "true"),
+            ("KEYFORT_AUDIT_CHECKPOINT_EVERY", "50"),
+            ("KEYFORT_DATA_DIR", "2024"),
+            ("KEYFORT_NETWORK_TRUSTED_PROXIES", "10.0.0.1, 10.1.0.0/16"),
+            (
+                "KEYFORT_NETWORK_VIRTUAL_NETWORKS",
+                "{ corp = [\"10.8.0.0/16\"] }",
+            ),
+            (
+                "KEYFORT_PRIVATE_ENDPOINTS",
+                "[{ name = \"pe1\", listen = \"127.0.0.2:9443\", vaults = [\"billing\"] }]",
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let c = Config::load(Some(&file), |k| vars.get(k).map(|v| v.to_string())).unwrap();
+        assert!(c.audit.stdout);
+        assert_eq!(c.audit.checkpoint_every, Some(50));
+        assert_eq!(
+            c.data_dir,
+            PathBuf::from("2024"),
+            "digits stay text where text is wanted"
+        );
+        assert_eq!(c.network.trusted_proxies, ["10.0.0.1", "10.1.0.0/16"]);
+        assert_eq!(c.network.virtual_networks["corp"], ["10.8.0.0/16"]);
+        assert_eq!(c.private_endpoints[0].vaults, ["billing"]);
+
+        let e = Config::load(Some(&file), |k| {
+            (k == "KEYFORT_AUDIT_STDOUT").then(|| "maybe".to_string())
+        })
+        .unwrap_err();
+        assert_eq!(e.setting, "audit.stdout");
+        assert!(e.problem.contains("KEYFORT_AUDIT_STDOUT"));
     }
 
     #[test]
