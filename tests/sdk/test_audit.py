@@ -40,6 +40,17 @@ def test_one_record_per_request_and_the_chain_verifies(server):
     after = [r for r in records(log) if "type" not in r]
     seen = [r["correlationId"] for r in after[len(before):] if r.get("correlationId") in sent]
     assert sorted(seen) == sorted(sent), "exactly one record per request"
+    # Shaped after Azure's AuditEvent.
+    mine = {r["correlationId"]: r for r in after[len(before):] if r.get("correlationId") in sent}
+    put = mine[sent[0]]
+    assert put["category"] == "AuditEvent" and put["operationName"] == "SecretSet"
+    assert put["operationVersion"] == "7.6" and put["resultSignature"] == "OK" and put["httpStatus"] == 200
+    assert put["resourceId"].endswith("/providers/Microsoft.KeyVault/vaults/dev")
+    assert put["resourceId"].startswith(f"/subscriptions/{server.dev['subscription_id']}/resourceGroups/")
+    assert put["identity"]["appId"] == server.dev["client_id"] and put["object"] == f"secrets/{name}"
+    assert put["authorization"], "the assignment that allowed it"
+    refused = mine[sent[24]]
+    assert refused["resultType"] == "Failure" and refused["resultSignature"] == "Unauthorized" and refused["reason"]
     assert [r["sequence"] for r in after] == sorted(r["sequence"] for r in after)
 
     # A checkpoint is written every 100 records in dev mode: make sure one exists.

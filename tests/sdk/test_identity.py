@@ -183,6 +183,12 @@ def test_user_password_totp_and_throttling(server):
     r = token_request(server, t, grant_type="password", username=name, password=password, scope=scope)
     assert r.status_code == 429 and "retry in" in r.json()["error_description"]
 
+    # The sign-ins are audited under the user's name, never with the password.
+    lines = (server.data_dir / "audit.jsonl").read_text().splitlines()
+    signins = [json.loads(l) for l in lines if f'"upn":"{name}"' in l]
+    assert signins and all(r["operationName"] for r in signins)
+    assert not any(password in l for l in lines)
+
     new_uri = cli_json(server, "user", "reset-totp", "--username", name)["otpauthUri"]
     assert new_uri != u["otpauthUri"]
     cli_json(server, "user", "delete", "--username", name)

@@ -385,6 +385,7 @@ mod tests {
                 tenant_id: "t".into(),
                 object_id: "o".into(),
                 app_id: "a".into(),
+                upn: None,
             }),
             ..Default::default()
         }

@@ -26,14 +26,22 @@ use crate::{Error, Result};
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
     pub time: String,
+    /// Azure's log category for these records: always `AuditEvent`.
+    pub category: &'static str,
     pub request_id: String,
     pub correlation_id: Option<String>,
     pub operation_name: String,
+    /// The request's `api-version`.
+    pub operation_version: Option<String>,
+    /// The ARM id of the resource the request addressed, when known.
+    pub resource_id: Option<String>,
     pub vault: Option<String>,
     /// The tenant that owns the resource (the vault's), when known.
     pub resource_tenant_id: Option<String>,
     pub object: Option<String>,
     pub result_type: &'static str,
+    /// The HTTP status text (`OK`, `Forbidden`, ...), as Azure logs it.
+    pub result_signature: String,
     pub http_status: u16,
     pub caller_ip: String,
     pub identity: Option<AuditIdentity>,
@@ -51,6 +59,8 @@ pub struct AuditIdentity {
     pub app_id: String,
     pub object_id: String,
     pub tenant_id: String,
+    /// A user's name; none for applications.
+    pub upn: Option<String>,
 }
 
 /// A record as chained: every member in alphabetical order, so serializing
@@ -60,16 +70,20 @@ pub struct AuditIdentity {
 struct Chained<'a> {
     authorization: &'a Option<String>,
     caller_ip: &'a str,
+    category: &'a str,
     correlation_id: &'a Option<String>,
     duration_ms: u64,
     http_status: u16,
     identity: &'a Option<AuditIdentity>,
     object: &'a Option<String>,
     operation_name: &'a str,
+    operation_version: &'a Option<String>,
     previous_hash: &'a str,
     reason: &'a Option<String>,
     request_id: &'a str,
+    resource_id: &'a Option<String>,
     resource_tenant_id: &'a Option<String>,
+    result_signature: &'a str,
     result_type: &'a str,
     sequence: u64,
     time: &'a str,
@@ -401,16 +415,20 @@ impl Auditor {
         let canonical = serde_json::to_vec(&Chained {
             authorization: &record.authorization,
             caller_ip: &record.caller_ip,
+            category: record.category,
             correlation_id: &record.correlation_id,
             duration_ms: record.duration_ms,
             http_status: record.http_status,
             identity: &record.identity,
             object: &record.object,
             operation_name: &record.operation_name,
+            operation_version: &record.operation_version,
             previous_hash: &chain.head,
             reason: &record.reason,
             request_id: &record.request_id,
+            resource_id: &record.resource_id,
             resource_tenant_id: &record.resource_tenant_id,
+            result_signature: &record.result_signature,
             result_type: record.result_type,
             sequence: chain.sequence + 1,
             time: &record.time,
@@ -754,6 +772,12 @@ mod tests {
             correlation_id: Some("c".into()),
             operation_name: "SecretGet".into(),
             vault: Some("dev".into()),
+            category: "AuditEvent",
+            operation_version: Some("7.6".into()),
+            resource_id: Some(
+                "/subscriptions/s/resourceGroups/g/providers/Microsoft.KeyVault/vaults/dev".into(),
+            ),
+            result_signature: "OK".into(),
             resource_tenant_id: Some("x".into()),
             object: Some("secrets/a".into()),
             result_type: "Success",
@@ -763,6 +787,7 @@ mod tests {
                 app_id: "a".into(),
                 object_id: "o".into(),
                 tenant_id: "t".into(),
+                upn: Some("u@example.com".into()),
             }),
             authorization: Some("z".into()),
             reason: None,

@@ -243,7 +243,7 @@ impl Keyfort {
             }
             let event = json!([{
                 "id": uuid::Uuid::new_v4().to_string(),
-                "topic": format!("/subscriptions/{}/resourceGroups/{}/providers/Microsoft.KeyVault/vaults/{}", vault.subscription_id, vault.resource_group, vault.name),
+                "topic": vault.arm_id(),
                 "subject": subject,
                 "eventType": format!("Microsoft.KeyVault.{event_type}"),
                 "eventTime": crate::clock::rfc3339(now),

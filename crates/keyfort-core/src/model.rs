@@ -49,6 +49,14 @@ fn enabled() -> String {
 }
 
 impl Vault {
+    /// The vault's Azure Resource Manager id.
+    pub fn arm_id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.KeyVault/vaults/{}",
+            self.subscription_id, self.resource_group, self.name
+        )
+    }
+
     /// Azure's `recoveryLevel`: soft delete is always on; purge protection
     /// removes `+Purgeable`; a retention below 90 days is "Customized".
     pub fn recovery_level(&self) -> &'static str {

@@ -82,6 +82,7 @@ async fn every_builtin_role_against_every_secrets_action() {
                 tenant_id: tenant.id.clone(),
                 object_id: principal.object_id.clone(),
                 app_id: principal.app_id.clone(),
+                username: None,
                 mfa: false,
             };
             let scope = scope_of(&vault, at_object.then_some(("secrets", "target")));

@@ -65,6 +65,8 @@ pub struct Caller {
     pub tenant_id: String,
     pub object_id: String,
     pub app_id: String,
+    /// A user's name (`preferred_username`); none for applications.
+    pub username: Option<String>,
     /// The token was issued after a second factor.
     pub mfa: bool,
 }
@@ -499,6 +501,7 @@ impl Identity {
             tenant_id: claims.tid,
             object_id: claims.oid,
             app_id: claims.appid,
+            username: claims.preferred_username.clone(),
             mfa: claims.amr.iter().any(|m| m == "mfa"),
         };
         Ok((caller, claims.exp, claims.idtyp))

@@ -24,6 +24,8 @@ pub struct AuditInfo {
     /// The tenant owning the resource the request touched.
     pub tenant: Option<String>,
     pub object: Option<String>,
+    /// The ARM id of the resource addressed.
+    pub resource_id: Option<String>,
     pub identity: Option<AuditIdentity>,
     pub authorization: Option<String>,
 }
@@ -45,6 +47,7 @@ impl AuditSlot {
                 tenant_id: caller.tenant_id.clone(),
                 object_id: caller.object_id.clone(),
                 app_id: caller.app_id.clone(),
+                upn: caller.username.clone(),
             })
         });
     }
@@ -52,6 +55,16 @@ impl AuditSlot {
     fn take(&self) -> AuditInfo {
         self.0.lock().map(|i| i.clone()).unwrap_or_default()
     }
+}
+
+/// The request's `api-version`, kept only if short and printable.
+fn api_version(req: &Request) -> Option<String> {
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("api-version="))
+        .filter(|v| v.len() <= 32 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
 }
 
 /// A client-supplied id, kept only if short and printable.
@@ -108,6 +121,7 @@ async fn run_audited(
     req.extensions_mut().insert(slot.clone());
     let request_id = uuid::Uuid::new_v4().to_string();
     let correlation_id = sanitized_header(&req, "x-ms-client-request-id");
+    let operation_version = api_version(&req);
     let client_ip = state
         .network
         .client_address(peer.ip(), &super::request::forwarded_for(req.headers()))
@@ -121,20 +135,28 @@ async fn run_audited(
     let mut response = run_handler(req, next).await;
 
     let info = slot.take();
-    let status = response.status().as_u16();
+    let status = response.status();
     let record = AuditRecord {
         time: keyfort_core::clock::rfc3339(state.kf.clock.now()),
+        category: "AuditEvent",
         request_id: request_id.clone(),
         correlation_id: correlation_id.clone(),
         operation_name: info.operation.unwrap_or("Unknown").to_owned(),
+        operation_version,
+        resource_id: info.resource_id,
         resource_tenant_id: info
             .tenant
             .clone()
             .or_else(|| info.identity.as_ref().map(|i| i.tenant_id.clone())),
         vault: info.vault,
         object: info.object,
-        result_type: if status < 400 { "Success" } else { "Failure" },
-        http_status: status,
+        result_type: if status.as_u16() < 400 {
+            "Success"
+        } else {
+            "Failure"
+        },
+        result_signature: status.canonical_reason().unwrap_or("Unknown").to_owned(),
+        http_status: status.as_u16(),
         caller_ip: client_ip,
         identity: info.identity,
         authorization: info.authorization,

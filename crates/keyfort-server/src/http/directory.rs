@@ -249,6 +249,7 @@ async fn run(
                 })?;
             slot.update(|i| {
                 i.vault = Some(vault.name.clone());
+                i.resource_id = Some(vault.arm_id());
                 i.authorization = Some(format!("{} ({})", grant.assignment_id, grant.role_name));
             });
             match (method.as_str(), &segs[1..]) {

@@ -147,6 +147,12 @@ pub async fn token(
             *client_id
         }
     };
+    // The name a user signs in with is recorded (as Entra ID's sign-in log
+    // does); never the password or the code.
+    let upn = match &sign_in {
+        SignIn::Password { username, .. } => Some(keyfort_core::names::printable(username)),
+        _ => None,
+    };
     if guid(&tenant) {
         let app_id = app_id.filter(|a| guid(a)).unwrap_or_default().to_owned();
         slot.update(|i| {
@@ -154,6 +160,7 @@ pub async fn token(
                 tenant_id: tenant.clone(),
                 object_id: String::new(),
                 app_id,
+                upn,
             })
         });
     }

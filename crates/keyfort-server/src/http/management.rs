@@ -230,6 +230,8 @@ pub async fn management(
     slot.update(|i| {
         i.operation = Some(op.audit_name());
         i.vault = op.vault_name().map(str::to_owned);
+        // The ARM id is the path the request addressed (bounded, printable).
+        i.resource_id = Some(uri.path().chars().take(512).collect());
     });
     if let Err(e) = check_api_version(uri.query()) {
         return ApiError(e).into_response();
@@ -659,13 +661,6 @@ async fn deleted_in(
     Ok(v)
 }
 
-fn arm_id(v: &Vault) -> String {
-    format!(
-        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.KeyVault/vaults/{}",
-        v.subscription_id, v.resource_group, v.name
-    )
-}
-
 fn vault_json(state: &AppState, v: &Vault) -> Value {
     let mut props = json!({
         "tenantId": v.tenant_id,
@@ -688,7 +683,7 @@ fn vault_json(state: &AppState, v: &Vault) -> Value {
         props["networkAcls"] = acls.clone();
     }
     json!({
-        "id": arm_id(v),
+        "id": v.arm_id(),
         "name": v.name,
         "type": "Microsoft.KeyVault/vaults",
         "location": v.location,
@@ -707,7 +702,7 @@ fn deleted_json(v: &Vault) -> Value {
         "name": v.name,
         "type": "Microsoft.KeyVault/deletedVaults",
         "properties": {
-            "vaultId": arm_id(v),
+            "vaultId": v.arm_id(),
             "location": v.location,
             "deletionDate": keyfort_core::clock::rfc3339(d.deleted_date),
             "scheduledPurgeDate": keyfort_core::clock::rfc3339(d.scheduled_purge_date),

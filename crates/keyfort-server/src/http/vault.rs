@@ -194,6 +194,7 @@ async fn pipeline(
     slot.update(|i| {
         i.vault = Some(vault.name.clone());
         i.tenant = Some(vault.tenant_id.clone());
+        i.resource_id = Some(vault.arm_id());
     });
     // Network rules come first: a refused address learns nothing more.
     keyfort_core::network::check(&vault, client, listener, &state.network).map_err(fail)?;
