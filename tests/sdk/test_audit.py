@@ -105,9 +105,29 @@ def test_truncation_is_found_by_the_server(tmp_path):
             c.set_secret(f"t{i}", remember(f"tv-{uuid.uuid4().hex}"))
         report = cli_json(s, "audit", "verify")
         assert report["firstBreak"] is None and report["checkpoints"] >= 1
+        jwks = requests.get(f"{s.dev['authority']}/{s.dev['tenant_id']}/discovery/v2.0/keys",
+                            verify=s.dev["ca_cert"]).json()
     finally:
         s.stop()
+    (tmp_path / "jwks.json").write_text(json.dumps(jwks))
+    offline = ["audit", "verify", "--path", str(s.data_dir), "--jwks", str(tmp_path / "jwks.json")]
+    whole = cli_json(s, *offline)
+    assert whole["firstBreak"] is None and whole["signaturesChecked"] is True and whole["checkpoints"] >= 1
+    head = f"{whole['lastSequence']}:{whole['lastHash']}"
+    # Offline, with a head kept from an earlier run, a cut tail is found too.
     log = s.data_dir / "audit.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(lines[:-2]) + "\n")
+    r = cli(s, *offline, "--head", head)
+    assert r.returncode == 1 and "truncated" in r.stderr, r.stderr
+    log.write_text("\n".join(lines) + "\n")
+    # A checkpoint whose signature does not check out is a break.
+    forged = [json.loads(l) for l in lines]
+    cp = next(i for i, r in enumerate(forged) if r.get("type") == "checkpoint")
+    other = {"keys": [dict(jwks["keys"][0], kid="someone-else")]}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    r = cli(s, "audit", "verify", "--path", str(s.data_dir), "--jwks", str(tmp_path / "other.json"))
+    assert r.returncode == 1 and str(forged[cp]["sequence"]) in r.stderr, r.stderr
     lines = log.read_text().splitlines()
     log.write_text("\n".join(lines[:20]) + "\n")
     s.start()

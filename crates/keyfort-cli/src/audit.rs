@@ -21,6 +21,13 @@ pub enum AuditCommand {
         /// An audit file (or the folder holding audit.jsonl); rotated files beside it are read too.
         #[arg(long)]
         path: Option<PathBuf>,
+        /// Offline: the issuer's JWKS (`/{tenant}/discovery/v2.0/keys`), to check checkpoint signatures.
+        #[arg(long, requires = "path")]
+        jwks: Option<PathBuf>,
+        /// Offline: a head known to be genuine, `SEQUENCE:HASH` (an earlier verify's lastSequence
+        /// and lastHash), so a log cut short of it is found.
+        #[arg(long, requires = "path")]
+        head: Option<String>,
     },
     /// Records matching every filter given, most recent last.
     Query {
@@ -47,9 +54,24 @@ pub enum AuditCommand {
     },
 }
 
+/// `SEQUENCE:HASH`.
+fn parse_head(s: &str) -> Result<(u64, String), String> {
+    s.split_once(':')
+        .and_then(|(seq, hash)| {
+            let ok = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+            Some((seq.parse().ok()?, hash.to_ascii_lowercase())).filter(|_| ok)
+        })
+        .ok_or_else(|| format!("--head must be SEQUENCE:HASH (a 64-digit hex hash), not '{s}'"))
+}
+
 pub async fn run(cmd: AuditCommand) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let (conn, path) = match cmd {
-        AuditCommand::Verify { conn, path } => (conn, path),
+    let (conn, path, jwks, head) = match cmd {
+        AuditCommand::Verify {
+            conn,
+            path,
+            jwks,
+            head,
+        } => (conn, path, jwks, head),
         AuditCommand::Query {
             conn,
             from,
@@ -100,7 +122,22 @@ pub async fn run(cmd: AuditCommand) -> Result<(), Box<dyn std::error::Error + Se
             if files.is_empty() {
                 return Err(format!("no audit log at {}", file.display()).into());
             }
-            serde_json::to_value(keyfort_core::audit::verify(&files, None, None))?
+            let head = head.as_deref().map(parse_head).transpose()?;
+            let jwks: Option<Value> = match &jwks {
+                Some(f) => Some(
+                    serde_json::from_slice(&std::fs::read(f)?)
+                        .map_err(|e| format!("--jwks {}: not a JWKS document: {e}", f.display()))?,
+                ),
+                None => None,
+            };
+            let check = |sig: &str, seq: u64, hash: &str| {
+                jwks.as_ref().is_some_and(|jwks| {
+                    keyfort_core::audit::checkpoint_signed_in(jwks, sig, seq, hash)
+                })
+            };
+            let check: Option<keyfort_core::audit::SignatureCheck> =
+                jwks.is_some().then_some(&check as _);
+            serde_json::to_value(keyfort_core::audit::verify(&files, check, head))?
         }
         None => {
             Client::new(conn.resolve()?)?

@@ -495,6 +495,18 @@ pub fn resume_point(path: &Path) -> Option<(u64, String)> {
 /// Checks a checkpoint signature over (sequence, head hash).
 pub type SignatureCheck<'a> = &'a dyn Fn(&str, u64, &str) -> bool;
 
+/// Whether a checkpoint signature's claims name this (sequence, head hash).
+pub fn checkpoint_covers(claims: &Value, sequence: u64, hash: &str) -> bool {
+    claims["sequence"].as_u64() == Some(sequence) && claims["hash"].as_str() == Some(hash)
+}
+
+/// Checks a checkpoint signature against the issuer's published JWKS, as
+/// anyone can without the server: offline verification.
+pub fn checkpoint_signed_in(jwks: &Value, signature: &str, sequence: u64, hash: &str) -> bool {
+    keyfort_crypto::token::TokenSigner::verify_with_jwks::<Value>(signature, jwks)
+        .is_ok_and(|c| checkpoint_covers(&c, sequence, hash))
+}
+
 /// Filters of an audit query; every given one must hold.
 #[derive(Default, Debug)]
 pub struct Query {

@@ -163,6 +163,40 @@ impl TokenSigner {
         jws.claims()
     }
 
+    /// Checks a token against a published JWKS (`{"keys": [...]}`), as
+    /// anyone without the private key does: offline audit verification.
+    pub fn verify_with_jwks<C: DeserializeOwned>(
+        token: &str,
+        jwks: &serde_json::Value,
+    ) -> Result<C, CryptoError> {
+        let jws = Jws::parse(token)?;
+        if jws.header.alg != "RS256" {
+            return Err(CryptoError::TokenRejected("token algorithm must be RS256"));
+        }
+        let key = jwks["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|k| k["kid"].as_str().is_some() && k["kid"].as_str() == jws.header.kid.as_deref())
+            .ok_or(CryptoError::TokenRejected(
+                "no key in the JWKS has the token's kid",
+            ))?;
+        let part = |name: &str| {
+            key[name]
+                .as_str()
+                .and_then(|v| B64.decode(v).ok())
+                .ok_or(CryptoError::InvalidKey("the JWK lacks n or e"))
+        };
+        let public = aws_lc_rs::signature::RsaPublicKeyComponents {
+            n: part("n")?,
+            e: part("e")?,
+        };
+        public
+            .verify(&RSA_PKCS1_2048_8192_SHA256, jws.signed, &jws.signature)
+            .map_err(|_| CryptoError::TokenRejected("token signature is invalid"))?;
+        jws.claims()
+    }
+
     /// The public key as a JWK, for the JWKS document.
     pub fn jwk(&self) -> serde_json::Value {
         serde_json::json!({
@@ -179,6 +213,21 @@ impl TokenSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verifies_against_a_published_jwks() {
+        let signer = TokenSigner::generate().unwrap();
+        let other = TokenSigner::generate().unwrap();
+        let token = signer.sign(&serde_json::json!({ "sequence": 7 })).unwrap();
+        let jwks = serde_json::json!({ "keys": [other.jwk(), signer.jwk()] });
+        let c: serde_json::Value = TokenSigner::verify_with_jwks(&token, &jwks).unwrap();
+        assert_eq!(c["sequence"], 7);
+        let only_other = serde_json::json!({ "keys": [other.jwk()] });
+        assert!(TokenSigner::verify_with_jwks::<serde_json::Value>(&token, &only_other).is_err());
+        let mut tampered = token.clone();
+        tampered.push('A');
+        assert!(TokenSigner::verify_with_jwks::<serde_json::Value>(&tampered, &jwks).is_err());
+    }
 
     #[test]
     fn sign_verify_and_reject() {
