@@ -77,3 +77,30 @@ def test_advisor_findings(server):
     assert not any(reader["username"] in e for e in standing), "a read-only role is not privileged"
     r = cli(server, "advisor", "--only", bad, "--strict")
     assert r.returncode == 1 and "high finding" in r.stderr
+
+
+def test_shared_vaults_are_found_by_tags_and_by_callers(server):
+    from azure.identity import ClientSecretCredential
+    from azure.keyvault.secrets import SecretClient
+    from conftest import remember
+    by_tags, by_callers = f"tags{uuid.uuid4().hex[:8]}", f"calls{uuid.uuid4().hex[:8]}"
+    cli_json(server, "vault", "create", "--name", by_tags, "--tag", "app=billing", "--tag", "env=dev,prod")
+    cli_json(server, "vault", "create", "--name", by_callers, "--tag", "app=billing", "--tag", "env=prod")
+    import base64
+    oid = json.loads(base64.urlsafe_b64decode(server.token().split(".")[1] + "=="))["oid"]
+    cli_json(server, "role", "assignment", "create", "--role", "Key Vault Administrator", "--assignee", oid,
+             "--vault", by_callers)
+    cli_json(server, "secret", "set", "--name", "cfg", "--value", remember(f"c-{uuid.uuid4().hex}"), "--vault", by_callers)
+    url = f"https://{by_callers}.vault.localhost:{server.port}"
+    for i in range(4):  # four applications read from one vault
+        p = cli_json(server, "principal", "create", "--name", f"app{i}-{uuid.uuid4().hex[:4]}")
+        cli_json(server, "role", "assignment", "create", "--role", "Key Vault Secrets User", "--assignee",
+                 p["objectId"], "--vault", by_callers)
+        cred = ClientSecretCredential(server.dev["tenant_id"], p["appId"], p["clientSecret"],
+                                      authority=server.dev["authority"], disable_instance_discovery=True,
+                                      connection_verify=server.dev["ca_cert"])
+        assert SecretClient(url, cred, connection_verify=server.dev["ca_cert"]).get_secret("cfg").value
+    tags_finding = [f for f in cli_json(server, "advisor", "--only", by_tags) if f["check"] == "vault-shared"]
+    assert tags_finding and "env=dev,prod" in tags_finding[0]["evidence"]
+    calls_finding = [f for f in cli_json(server, "advisor", "--only", by_callers) if f["check"] == "vault-shared"]
+    assert calls_finding and "different applications" in calls_finding[0]["evidence"]

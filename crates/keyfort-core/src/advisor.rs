@@ -42,6 +42,26 @@ const SHARED_CALLERS: usize = 3;
 const TAGS_APP: &[&str] = &["app", "application"];
 const TAGS_ENV: &[&str] = &["env", "environment"];
 
+/// The vault's app or env tag values that name several (`dev,prod`,
+/// `billing;payroll`, `shared`, `all`, `*`).
+fn shared_tags(v: &Vault) -> Vec<String> {
+    v.tags
+        .iter()
+        .filter(|(k, _)| {
+            TAGS_APP
+                .iter()
+                .chain(TAGS_ENV)
+                .any(|n| k.eq_ignore_ascii_case(n))
+        })
+        .filter(|(_, value)| {
+            let value = value.trim().to_ascii_lowercase();
+            value.contains([',', ';', '|', '+'])
+                || ["shared", "all", "*", "common", "multi"].contains(&value.as_str())
+        })
+        .map(|(k, value)| format!("{k}={value}"))
+        .collect()
+}
+
 fn has_tag(v: &Vault, names: &[&str]) -> bool {
     v.tags
         .keys()
@@ -112,13 +132,27 @@ impl Keyfort {
                     format!("keyfort vault update --name {} --resource-group {rg} --tag app=<app> --tag env=<env>", v.name),
                 ));
             }
+            // Shared across applications or environments: by its tags, or by
+            // how many applications called it recently.
+            let mut shared = Vec::new();
+            let tags = shared_tags(v);
+            if !tags.is_empty() {
+                shared.push(format!("its tags name several: {}", tags.join(", ")));
+            }
             if let Some(callers) = seen.callers_by_vault.get(&v.name)
                 && callers.len() > SHARED_CALLERS
             {
+                shared.push(format!(
+                    "{} different applications used it recently: {}",
+                    callers.len(),
+                    callers.join(", ")
+                ));
+            }
+            if !shared.is_empty() {
                 out.push(f(
                     Severity::Medium,
                     "vault-shared",
-                    format!("{} different applications used this vault recently: {}.", callers.len(), callers.join(", ")),
+                    format!("The vault is shared: {}.", shared.join("; ")),
                     "Give each application (and environment) its own vault: keyfort vault create --name <app-env-region> ...".into(),
                 ));
             }
