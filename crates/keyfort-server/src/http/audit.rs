@@ -91,13 +91,33 @@ pub async fn audit_layer(
     }
 }
 
+/// Polls a future, turning a panic inside it into `Err` (what a task's
+/// `JoinHandle` does, without a second task per request).
+struct CatchPanic<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchPanic<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    }
+}
+
 /// Runs the handler; a panic in it becomes a 500 that is recorded like any
 /// other answer.
 async fn run_handler(req: Request, next: Next) -> Response {
-    match tokio::spawn(next.run(req)).await {
+    match CatchPanic(Box::pin(next.run(req))).await {
         Ok(response) => response,
-        Err(e) => {
-            tracing::error!(panic = e.is_panic(), "a request handler failed");
+        Err(()) => {
+            tracing::error!("a request handler panicked");
             let mut response = ApiError(keyfort_core::Error::Internal(
                 "the request handler failed".into(),
             ))
@@ -220,4 +240,21 @@ pub fn webhook_client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CatchPanic;
+
+    #[tokio::test]
+    async fn a_panic_in_the_handler_becomes_an_error() {
+        let ok = CatchPanic(Box::pin(async { 7 })).await;
+        assert_eq!(ok, Ok(7));
+        let panicked = CatchPanic(Box::pin(async {
+            tokio::task::yield_now().await;
+            panic!("handler bug");
+        }))
+        .await;
+        assert_eq!(panicked, Err::<(), ()>(()));
+    }
 }
