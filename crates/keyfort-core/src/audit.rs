@@ -7,7 +7,8 @@
 //! canonical JSON, keys sorted). Every `checkpoint_every` records a
 //! checkpoint record, signed with the server's token key, is added to the
 //! chain and its head is kept in the store, so a truncated log is detected
-//! too. [`verify`] finds the first record where an edit, a deletion, a
+//! too. Under heavy load checkpoints are paced (at most one per
+//! `checkpoint_spacing`): each costs an RSA signature and a store write. [`verify`] finds the first record where an edit, a deletion, a
 //! reordering or a truncation breaks the chain.
 
 use std::fs::{File, OpenOptions};
@@ -281,6 +282,9 @@ struct Chain {
     /// A checkpoint came due but could not be written: it is written before
     /// the next record.
     checkpoint_owed: bool,
+    /// Records chained since the last checkpoint, and when that was.
+    since_checkpoint: u64,
+    last_checkpoint: Option<std::time::Instant>,
 }
 
 /// Held records beyond this are dropped (only requests already running when
@@ -293,6 +297,7 @@ pub struct Auditor {
     sinks: Vec<Box<dyn AuditSink>>,
     chain: Mutex<Chain>,
     checkpoint_every: u64,
+    checkpoint_spacing: std::time::Duration,
     signer: OnceLock<Sign>,
     persist_head: OnceLock<Persist>,
     healthy: AtomicBool,
@@ -309,8 +314,11 @@ impl Auditor {
                 head,
                 held: Vec::new(),
                 checkpoint_owed: false,
+                since_checkpoint: 0,
+                last_checkpoint: None,
             }),
             checkpoint_every: 100,
+            checkpoint_spacing: std::time::Duration::from_millis(250),
             signer: OnceLock::new(),
             persist_head: OnceLock::new(),
             healthy: AtomicBool::new(true),
@@ -320,6 +328,20 @@ impl Auditor {
     pub fn with_checkpoint_every(mut self, n: u64) -> Self {
         self.checkpoint_every = n.max(1);
         self
+    }
+
+    /// The least time between two checkpoints (250 ms by default).
+    pub fn with_checkpoint_spacing(mut self, spacing: std::time::Duration) -> Self {
+        self.checkpoint_spacing = spacing;
+        self
+    }
+
+    fn checkpoint_due(&self, chain: &Chain) -> bool {
+        chain.checkpoint_owed
+            || chain.since_checkpoint >= self.checkpoint_every
+                && chain
+                    .last_checkpoint
+                    .is_none_or(|t| t.elapsed() >= self.checkpoint_spacing)
     }
 
     /// How checkpoints are signed (the server's token key) and where their
@@ -439,7 +461,8 @@ impl Auditor {
         // into a held copy (it would be written twice). A checkpoint that
         // cannot be written is owed, and the failing sink is caught by the
         // next request's preflight.
-        if chain.checkpoint_owed || chain.sequence.is_multiple_of(self.checkpoint_every) {
+        chain.since_checkpoint += 1;
+        if self.checkpoint_due(chain) {
             chain.checkpoint_owed = self.write_checkpoint(chain, &record.time).is_err();
         }
         Ok(())
@@ -459,6 +482,8 @@ impl Auditor {
             "checkpoint": { "coversSequence": covers, "headHash": head, "signature": signature },
         });
         self.append(chain, checkpoint)?;
+        chain.since_checkpoint = 0;
+        chain.last_checkpoint = Some(std::time::Instant::now());
         if let Some(persist) = self.persist_head.get() {
             persist(chain.sequence, chain.head.clone());
         }
@@ -734,7 +759,8 @@ mod tests {
             vec![Box::new(FileSink::with_rotation(&path, rotate_at).unwrap())],
             None,
         )
-        .with_checkpoint_every(4);
+        .with_checkpoint_every(4)
+        .with_checkpoint_spacing(std::time::Duration::ZERO);
         auditor.set_checkpointing(
             Box::new(|v| Some(format!("sig:{}", v["sequence"]))),
             Box::new(|_, _| {}),
@@ -925,7 +951,8 @@ mod tests {
             vec![Box::new(NoCheckpoints(failing.clone(), Mutex::new(vec![])))],
             None,
         )
-        .with_checkpoint_every(2);
+        .with_checkpoint_every(2)
+        .with_checkpoint_spacing(std::time::Duration::ZERO);
         auditor.set_checkpointing(Box::new(|_| Some("sig".into())), Box::new(|_, _| {}));
         let rec = AuditRecord::default();
         auditor.record(&rec).unwrap();
@@ -940,6 +967,24 @@ mod tests {
         assert!(c.held.is_empty() && !c.checkpoint_owed);
         // 2 records, the sink check, the third record, then the owed checkpoint.
         assert_eq!(c.sequence, 5);
+    }
+
+    #[test]
+    fn checkpoints_are_paced_under_load() {
+        let sink = Flaky(Default::default(), Default::default());
+        let auditor = Auditor::new(vec![Box::new(sink.clone())], None)
+            .with_checkpoint_every(2)
+            .with_checkpoint_spacing(std::time::Duration::from_secs(3600));
+        auditor.set_checkpointing(Box::new(|_| Some("sig".into())), Box::new(|_, _| {}));
+        for _ in 0..10 {
+            auditor.record(&AuditRecord::default()).unwrap();
+        }
+        let written = String::from_utf8(sink.1.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            written.matches("\"type\":\"checkpoint\"").count(),
+            1,
+            "the first is written; the next waits for the spacing"
+        );
     }
 
     #[test]
