@@ -673,7 +673,10 @@ pub fn verify(
                 && seq != want
             {
                 let problem = if seq > want {
-                    format!("records {want} to {} are missing (deleted)", seq - 1)
+                    format!(
+                        "records {want} to {} are missing here (deleted, or moved: reordered)",
+                        seq - 1
+                    )
                 } else {
                     format!(
                         "sequence {seq} comes after {} (reordered or duplicated)",
