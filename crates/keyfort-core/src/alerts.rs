@@ -391,8 +391,8 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn fires_once_per_window_per_group() {
+    /// Alerts over a fresh store, with the built-in rules of tenant "t".
+    async fn with_builtin_rules() -> (tempfile::TempDir, Alerts) {
         let dir = tempfile::tempdir().unwrap();
         let store =
             Arc::new(keyfort_store::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
@@ -403,6 +403,12 @@ mod tests {
         for r in builtin_rules("t") {
             alerts.put_rule(r).await.unwrap();
         }
+        (dir, alerts)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fires_once_per_window_per_group() {
+        let (_dir, alerts) = with_builtin_rules().await;
         // Ten refusals from one address: quiet; the eleventh fires; more stay quiet (cool-down).
         for i in 0..10 {
             assert!(
@@ -471,16 +477,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn windows_stay_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            Arc::new(keyfort_store::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
-        let alerts = Alerts::new(Arc::new(Barrier::new(
-            store,
-            keyfort_crypto::SealingKey::generate(),
-        )));
-        for r in builtin_rules("t") {
-            alerts.put_rule(r).await.unwrap();
-        }
+        let (_dir, alerts) = with_builtin_rules().await;
         // One refusal each from many addresses, long ago...
         for i in 0..SWEEP_AT {
             let ip = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);

@@ -59,10 +59,7 @@ impl AuditSlot {
 
 /// The request's `api-version`, kept only if short and printable.
 fn api_version(req: &Request) -> Option<String> {
-    req.uri()
-        .query()?
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("api-version="))
+    super::request::query_param(req.uri().query(), "api-version")
         .filter(|v| v.len() <= 32 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
 }

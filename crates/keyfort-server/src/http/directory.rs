@@ -335,11 +335,7 @@ async fn run(
                 "Microsoft.KeyVault/vaults/read",
             )
             .await?;
-            let vault = query
-                .into_iter()
-                .flat_map(|q| q.split('&'))
-                .find_map(|kv| kv.strip_prefix("vault="))
-                .map(str::to_owned);
+            let vault = super::request::query_param_decoded(query, "vault");
             let seen = recent_callers(&state.audit_file, state.audit_off_host);
             let findings = state
                 .kf
@@ -364,16 +360,7 @@ async fn run(
             } else {
                 slot.update(|i| i.authorization = Some("server operator".into()));
             }
-            let param = |k: &str| {
-                query
-                    .into_iter()
-                    .flat_map(|q| q.split('&'))
-                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
-                    .and_then(|v| {
-                        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={v}")).ok()
-                    })
-                    .and_then(|mut v| v.pop().map(|(_, v)| v))
-            };
+            let param = |k: &str| super::request::query_param_decoded(query, k);
             let q = keyfort_core::audit::Query {
                 from: param("from"),
                 to: param("to"),

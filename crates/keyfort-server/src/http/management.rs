@@ -173,10 +173,7 @@ impl MgmtOp {
 }
 
 fn check_api_version(query: Option<&str>) -> Result<(), Error> {
-    let given = query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|kv| kv.strip_prefix("api-version="));
+    let given = super::request::query_param(query, "api-version");
     match given {
         Some(v) if MANAGEMENT_API_VERSIONS.contains(&v) => Ok(()),
         Some(v) => Err(Error::bad(format!(

@@ -25,11 +25,25 @@ pub const API_VERSIONS: &[&str] = &[
     "7.0",
 ];
 
-pub fn check_api_version(query: Option<&str>) -> Result<&'static str, Error> {
-    let given = query
+/// The raw (still percent-encoded) value of the first `name=` parameter.
+pub fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query
         .into_iter()
         .flat_map(|q| q.split('&'))
-        .find_map(|kv| kv.strip_prefix("api-version="));
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The first `name=` parameter, percent-decoded.
+pub fn query_param_decoded(query: Option<&str>, name: &str) -> Option<String> {
+    let raw = query_param(query, name)?;
+    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={raw}"))
+        .ok()?
+        .pop()
+        .map(|(_, v)| v)
+}
+
+pub fn check_api_version(query: Option<&str>) -> Result<&'static str, Error> {
+    let given = query_param(query, "api-version");
     match given {
         None => Err(Error::bad(format!(
             "The api-version query parameter is missing. Add ?api-version={} (supported: {}).",

@@ -265,13 +265,9 @@ fn paging(query: Option<&str>) -> Result<(usize, Option<String>), Error> {
 /// `outContentType` converts a certificate-backed secret; an unsupported
 /// format is refused, as the spec says. (Plain secrets are returned as stored.)
 fn check_out_content_type(query: Option<&str>) -> Result<(), Error> {
-    let given = query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|kv| kv.strip_prefix("outContentType="));
-    match given {
+    let given = super::request::query_param_decoded(query, "outContentType");
+    match given.as_deref() {
         None | Some("application/x-pkcs12") | Some("application/x-pem-file") => Ok(()),
-        Some("application%2Fx-pkcs12") | Some("application%2Fx-pem-file") => Ok(()),
         Some(other) => Err(Error::bad(format!(
             "outContentType '{}' is not supported: use application/x-pkcs12 or application/x-pem-file.",
             names::printable(other)
