@@ -156,6 +156,7 @@ struct Window {
 /// `MAX_WINDOWS` (one per rule and group: many source addresses could
 /// otherwise fill memory).
 const SWEEP_AT: usize = 10_000;
+const SWEEP_EVERY_SECS: i64 = 10;
 const MAX_WINDOWS: usize = 100_000;
 
 pub struct Alerts {
@@ -163,6 +164,8 @@ pub struct Alerts {
     rules: RwLock<HashMap<String, Arc<Vec<AlertRule>>>>,
     /// Bumped by every rule change, so a load that raced one is not cached.
     rules_generation: std::sync::atomic::AtomicU64,
+    /// No sweep of idle windows before this time (a sweep walks them all).
+    next_sweep: std::sync::atomic::AtomicI64,
     windows: Mutex<HashMap<(String, String), Window>>,
 }
 
@@ -172,6 +175,7 @@ impl Alerts {
             barrier,
             rules: RwLock::new(HashMap::new()),
             rules_generation: Default::default(),
+            next_sweep: Default::default(),
             windows: Mutex::new(HashMap::new()),
         }
     }
@@ -259,8 +263,9 @@ impl Alerts {
         let mut fired = Vec::new();
         {
             let mut windows = self.windows.lock().expect("alert windows lock");
-            if windows.len() >= SWEEP_AT {
+            if windows.len() >= SWEEP_AT && now >= self.next_sweep.load(SeqCst) {
                 windows.retain(|_, w| w.idle_after > now);
+                self.next_sweep.store(now + SWEEP_EVERY_SECS, SeqCst);
             }
             for rule in rules.iter().filter(|r| r.matches(record)) {
                 let group = rule.group(record);

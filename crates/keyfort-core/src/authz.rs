@@ -101,12 +101,18 @@ impl RoleDefinition {
     /// Secrets User are not; the reader roles' boilerplate such as
     /// `Microsoft.Support/*` does not count.)
     pub fn is_privileged(&self) -> bool {
+        // A wildcard in the provider part (`Microsoft.*`, `Microsoft.Key*/...`)
+        // may reach the providers that matter, so it counts.
         let touches_access = |a: &&String| {
             let a = a.to_ascii_lowercase();
-            a.starts_with('*')
-                || a.starts_with("microsoft.keyvault/")
-                || a.starts_with("microsoft.authorization/")
-                || a.starts_with("microsoft.directory/")
+            let provider = a.split('/').next().unwrap_or_default();
+            provider.contains('*')
+                || [
+                    "microsoft.keyvault",
+                    "microsoft.authorization",
+                    "microsoft.directory",
+                ]
+                .contains(&provider)
         };
         let actions = self.actions.as_deref().unwrap_or_default();
         let data = self.data_actions.as_deref().unwrap_or_default();
@@ -823,6 +829,14 @@ mod tests {
         assert!(by("Key Vault Secrets Officer").is_privileged());
         assert!(by("Owner").is_privileged());
         assert!(by("User Access Administrator").is_privileged());
+        let custom = |actions: &[&str]| RoleDefinition {
+            actions: Some(actions.iter().map(|a| a.to_string()).collect()),
+            ..Default::default()
+        };
+        assert!(custom(&["Microsoft.*"]).is_privileged());
+        assert!(custom(&["Microsoft.Key*/vaults/write"]).is_privileged());
+        assert!(!custom(&["Microsoft.Support/*"]).is_privileged());
+        assert!(!custom(&["Microsoft.Key*/vaults/read"]).is_privileged());
         let ids = by("Key Vault Data Access Administrator")
             .condition_role_ids()
             .unwrap();

@@ -9,6 +9,7 @@ use keyfort_store::Batch;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::barrier::Stored;
 use crate::model::Vault;
 use crate::secrets::SecretView;
 use crate::{Error, Keyfort, Result, names};
@@ -364,11 +365,11 @@ impl Keyfort {
         }
     }
 
-    /// The head of every subscription's queue that is due now (one store
-    /// read per subscription with something queued).
-    pub async fn due_heads(&self) -> Result<Vec<(String, Delivery)>> {
+    /// The subscriptions whose queue head is due now (one store read per
+    /// subscription with something queued).
+    pub async fn due_queues(&self) -> Result<Vec<String>> {
         let now = self.clock.now();
-        let mut heads = Vec::new();
+        let mut due = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let page = self
@@ -376,54 +377,63 @@ impl Keyfort {
                 .list::<Delivery>(OUTBOX, after.as_deref(), 1)
                 .await?;
             let Some(head) = page.into_iter().next() else {
-                return Ok(heads);
+                return Ok(due);
             };
             // Past every key of this subscription ('~' sorts after ids).
             after = Some(format!("{}~", outbox_prefix(&head.value.subscription_id)));
             if head.value.next_attempt <= now {
-                heads.push((head.key, head.value));
+                due.push(head.value.subscription_id);
             }
         }
     }
 
     /// The head of one subscription's queue, if it is due now.
-    pub async fn due_head(&self, subscription_id: &str) -> Result<Option<(String, Delivery)>> {
+    pub async fn due_head(&self, subscription_id: &str) -> Result<Option<Stored<Delivery>>> {
         let now = self.clock.now();
         Ok(self
             .barrier
             .list::<Delivery>(&outbox_prefix(subscription_id), None, 1)
             .await?
             .into_iter()
-            .find(|s| s.value.next_attempt <= now)
-            .map(|s| (s.key, s.value)))
+            .find(|s| s.value.next_attempt <= now))
     }
 
     /// Records the outcome of one delivery attempt: done, retry later
     /// (1, 2, 4... seconds, staying at the head of its queue), or
     /// dead-lettered after the last attempt.
+    /// Only if the delivery is still queued as it was read: a subscription
+    /// deleted meanwhile does not get it back.
     pub async fn delivery_result(
         &self,
-        key: &str,
-        mut d: Delivery,
+        head: Stored<Delivery>,
         error: Option<String>,
     ) -> Result<()> {
+        let Stored {
+            key,
+            raw,
+            value: mut d,
+        } = head;
+        let batch = Batch::new().expect_equals(key.clone(), raw);
         let batch = match error {
-            None => Batch::new().delete(key.to_owned()),
+            None => batch.delete(key),
             Some(e) => {
                 d.attempts += 1;
                 d.last_error = Some(e);
                 if d.attempts >= MAX_ATTEMPTS {
                     let dk = format!("{}{}", dead_prefix(&d.vault_id), d.id);
                     let sealed = self.barrier.seal_json(&dk, &d).await?;
-                    Batch::new().delete(key.to_owned()).put(dk, sealed)
+                    batch.delete(key).put(dk, sealed)
                 } else {
                     d.next_attempt = self.clock.now() + (1i64 << (d.attempts - 1));
-                    let sealed = self.barrier.seal_json(key, &d).await?;
-                    Batch::new().put(key.to_owned(), sealed)
+                    let sealed = self.barrier.seal_json(&key, &d).await?;
+                    batch.put(key, sealed)
                 }
             }
         };
-        self.barrier.commit(batch).await
+        match self.barrier.commit(batch).await {
+            Err(Error::Conflict(_)) => Ok(()), // its subscription was deleted
+            other => other,
+        }
     }
 }
 

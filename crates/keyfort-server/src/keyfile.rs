@@ -55,7 +55,21 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     // A hard link fails if `path` exists: never overwrite (unlike rename).
     let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
     let _ = std::fs::remove_file(&tmp);
-    linked?;
+    match linked {
+        Ok(()) => {}
+        // A filesystem without hard links (SMB, FAT, some FUSE): write in place.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::Unsupported | std::io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            let mut f = opts.open(path)?;
+            f.write_all(contents)?;
+            f.sync_all()?;
+        }
+        Err(e) => return Err(e),
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::File::open(dir)?.sync_all()?;
     }

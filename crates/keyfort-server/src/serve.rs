@@ -346,55 +346,67 @@ async fn deliver_forever(state: Arc<AppState>) {
     let draining: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Default::default();
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let heads = match state.kf.due_heads().await {
-            Ok(h) => h,
+        let due = match state.kf.due_queues().await {
+            Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the event outbox");
                 continue;
             }
         };
-        for (key, head) in heads {
-            let sub = head.subscription_id.clone();
-            if !draining
-                .lock()
-                .map(|mut d| d.insert(sub.clone()))
-                .unwrap_or(false)
-            {
+        for sub in due {
+            let Some(claim) = DrainClaim::take(&draining, sub) else {
                 continue; // already draining
-            }
-            let (state, http, draining) = (state.clone(), http.clone(), draining.clone());
-            tokio::spawn(async move {
-                drain_queue(&state, &http, key, head).await;
-                if let Ok(mut d) = draining.lock() {
-                    d.remove(&sub);
-                }
-            });
+            };
+            let (state, http) = (state.clone(), http.clone());
+            tokio::spawn(async move { drain_queue(&state, &http, claim).await });
         }
     }
 }
 
-/// Sends one subscription's due deliveries in queue order; stops at the
-/// first failure (that delivery is retried later, still first in line).
-async fn drain_queue(
-    state: &AppState,
-    http: &reqwest::Client,
-    mut key: String,
-    mut d: keyfort_core::events::Delivery,
-) {
+/// A subscription being drained, released however its task ends.
+struct DrainClaim {
+    set: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    subscription: String,
+}
+
+impl DrainClaim {
+    fn take(
+        set: &Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+        subscription: String,
+    ) -> Option<Self> {
+        let fresh = set.lock().ok()?.insert(subscription.clone());
+        fresh.then(|| DrainClaim {
+            set: set.clone(),
+            subscription,
+        })
+    }
+}
+
+impl Drop for DrainClaim {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.subscription);
+        }
+    }
+}
+
+/// Sends one subscription's due deliveries in queue order, each read afresh
+/// from the store; stops at the first failure (that delivery is retried
+/// later, still first in line).
+async fn drain_queue(state: &AppState, http: &reqwest::Client, claim: DrainClaim) {
     loop {
-        let sub = d.subscription_id.clone();
-        let error = send_delivery(http, &d).await;
+        let head = match state.kf.due_head(&claim.subscription).await {
+            Ok(Some(head)) => head,
+            Ok(None) => return,
+            Err(e) => return tracing::warn!(error = %e, "cannot read the event outbox"),
+        };
+        let error = send_delivery(http, &head.value).await;
         let failed = error.is_some();
-        if let Err(e) = state.kf.delivery_result(&key, d, error).await {
+        if let Err(e) = state.kf.delivery_result(head, error).await {
             return tracing::warn!(error = %e, "cannot record an event delivery");
         }
         if failed {
             return;
-        }
-        match state.kf.due_head(&sub).await {
-            Ok(Some((k, next))) => (key, d) = (k, next),
-            Ok(None) => return,
-            Err(e) => return tracing::warn!(error = %e, "cannot read the event outbox"),
         }
     }
 }

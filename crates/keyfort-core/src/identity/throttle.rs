@@ -29,10 +29,19 @@ struct Entry {
 }
 
 impl Entry {
-    /// While attempts run, only as many more may start as failures remain
-    /// before the lock (at least one, once a lock has run out).
-    fn may_start(&self, free: u32) -> bool {
-        self.in_flight < free.saturating_sub(self.failures).max(1)
+    /// An account: while attempts run, only as many more may start as
+    /// failures remain before the lock (at least one, once a lock has run
+    /// out); a success clears its failures. An address: never more than its
+    /// allowance at once, whatever it failed before (its failures are not
+    /// cleared by a success, and a shared NAT address must not be slowed to
+    /// one sign-in at a time).
+    fn may_start(&self, free: u32, is_account: bool) -> bool {
+        let limit = if is_account {
+            free.saturating_sub(self.failures).max(1)
+        } else {
+            free
+        };
+        self.in_flight < limit
     }
 }
 
@@ -102,7 +111,8 @@ impl Throttle {
         }
         let busy = pairs
             .iter()
-            .any(|(k, free)| entries.get(*k).is_some_and(|e| !e.may_start(*free)));
+            .enumerate()
+            .any(|(i, (k, free))| entries.get(*k).is_some_and(|e| !e.may_start(*free, i == 0)));
         if busy {
             return Err(Refused::Busy);
         }
@@ -219,6 +229,19 @@ mod tests {
             t.begin("acct", "ip", 1000),
             Err(Refused::Locked(_))
         ));
+    }
+
+    #[test]
+    fn an_address_with_old_failures_still_signs_in_in_parallel() {
+        let t = Throttle::default();
+        for i in 0..19 {
+            let a = t.begin(&format!("acct{i}"), "nat", 1000).unwrap();
+            t.failed(a, 1000);
+        }
+        let running: Vec<_> = (0..10)
+            .map(|i| t.begin(&format!("ok{i}"), "nat", 2000).unwrap())
+            .collect();
+        assert_eq!(running.len(), 10);
     }
 
     #[test]
