@@ -181,6 +181,7 @@ pub async fn open(setup: Setup) -> Result<(Arc<AppState>, ServeParts), BoxError>
         audit_file: setup.audit_file.clone(),
         audit_off_host: setup.audit_webhook.is_some(),
         _data_lock: data_lock,
+        requests: Default::default(),
         site: setup.site,
     });
     Ok((
@@ -223,6 +224,7 @@ pub struct Running {
     pub listeners: Vec<Listening>,
     sweeper: tokio::task::JoinHandle<()>,
     deliverer: tokio::task::JoinHandle<()>,
+    state: Arc<AppState>,
 }
 
 impl Running {
@@ -245,11 +247,19 @@ impl Running {
     pub async fn shutdown(self, grace: Duration) -> Result<(), BoxError> {
         self.sweeper.abort();
         self.deliverer.abort();
+        let deadline = tokio::time::Instant::now() + grace;
         for l in &self.listeners {
             l.handle.graceful_shutdown(Some(grace));
         }
         for l in self.listeners {
             l.task.await??;
+        }
+        // Requests whose clients hung up run on: let them finish and record.
+        if tokio::time::timeout_at(deadline, self.state.requests.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutting down with requests still running");
         }
         Ok(())
     }
@@ -304,13 +314,14 @@ pub async fn spawn(state: Arc<AppState>, parts: ServeParts) -> Result<Running, B
         listeners.push(listen(state.clone(), listener, &pe.name, pe.listen, pe_tls).await?);
     }
     let sweeper = tokio::spawn(sweep_forever(state.clone(), parts.sweep_interval));
-    let deliverer = tokio::spawn(deliver_forever(state));
+    let deliverer = tokio::spawn(deliver_forever(state.clone()));
     Ok(Running {
         addr: listeners[0].addr,
         certificates,
         listeners,
         sweeper,
         deliverer,
+        state,
     })
 }
 

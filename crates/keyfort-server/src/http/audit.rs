@@ -133,6 +133,7 @@ async fn run_audited(
     mut req: Request,
     next: Next,
 ) -> Response {
+    let _running = state.requests.start();
     let started = Instant::now();
     let slot = AuditSlot::default();
     req.extensions_mut().insert(slot.clone());

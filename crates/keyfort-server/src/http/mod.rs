@@ -109,6 +109,50 @@ pub struct AppState {
     pub audit_off_host: bool,
     /// The data folder's lock, held while the node runs.
     pub _data_lock: std::fs::File,
+    /// Requests running (each in a task of its own, see the audit layer).
+    pub requests: RequestsInFlight,
+}
+
+/// Counts the requests running, so a graceful shutdown lets them finish
+/// (and write their audit records) even when their clients have hung up.
+#[derive(Default)]
+pub struct RequestsInFlight {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// One running request; counted until dropped.
+pub struct InFlight<'a>(&'a RequestsInFlight);
+
+impl RequestsInFlight {
+    pub fn start(&self) -> InFlight<'_> {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(self)
+    }
+
+    /// Waits until no request is running.
+    pub async fn drained(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self
+            .0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 pub fn router(state: Arc<AppState>, listener: Listener) -> Router {
@@ -136,6 +180,24 @@ pub fn router(state: Arc<AppState>, listener: Listener) -> Router {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn shutdown_waits_for_running_requests() {
+        let requests = std::sync::Arc::new(super::RequestsInFlight::default());
+        requests.drained().await; // nothing running: at once
+        let r = requests.clone();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let _running = r.start();
+            started_tx.send(()).unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        });
+        started_rx.await.unwrap();
+        let waited = std::time::Instant::now();
+        requests.drained().await;
+        assert!(waited.elapsed() >= std::time::Duration::from_millis(30));
+        task.await.unwrap();
+    }
+
     use super::*;
 
     fn site(default_vault: Option<&str>) -> Site {
