@@ -230,3 +230,17 @@ def test_a_cut_tail_is_found_by_the_running_server(tmp_path):
         assert r.returncode == 1 and ("truncated" in r.stderr or "missing" in r.stderr), r.stderr
     finally:
         s.stop()
+
+
+def test_new_options_refuse_bad_input(server, tmp_path):
+    """`audit verify --head` takes SEQUENCE:HASH; `dev --audit-webhook` takes
+    https (or http to loopback) only, and refuses before starting."""
+    import subprocess
+    from conftest import BIN, free_port
+    r = cli(server, "audit", "verify", "--path", str(server.data_dir), "--head", "12:not-a-hash")
+    assert r.returncode != 0 and "SEQUENCE:HASH" in r.stderr, r.stderr
+    r = cli(server, "audit", "verify", "--path", str(server.data_dir), "--jwks", str(tmp_path / "missing.json"))
+    assert r.returncode != 0
+    r = subprocess.run([str(BIN), "dev", "--data-dir", str(tmp_path / "hook"), "--port", str(free_port()),
+                        "--audit-webhook", "http://example.com/hook"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "--audit-webhook" in r.stderr and "https" in r.stderr, r.stderr
