@@ -5,20 +5,27 @@
 //!
 //! Layout: `KFB1` | u8 len | tenant id | u8 len | geography | sealed payload.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::model::SecretVersion;
-use crate::{Error, Result};
+use crate::{Error, Result, names};
 
 const MAGIC: &[u8; 4] = b"KFB1";
 
+/// Every version of one object (`kind` is `secret` or `key`).
 #[derive(Serialize, Deserialize)]
-pub struct BackupPayload {
+pub struct BackupPayload<V> {
     pub kind: String,
     pub name: String,
     pub latest: String,
-    pub versions: Vec<SecretVersion>,
+    pub versions: Vec<V>,
+}
+
+/// Just the kind, read first so a blob of another kind gets a clear error.
+#[derive(Deserialize)]
+struct KindOnly {
+    kind: String,
 }
 
 fn corrupt() -> Error {
@@ -92,11 +99,11 @@ fn header(tenant_id: &str, geography: &str) -> Vec<u8> {
     h
 }
 
-pub fn seal_blob(
+pub fn seal_blob<V: Serialize>(
     key: &keyfort_crypto::SealingKey,
     tenant_id: &str,
     geography: &str,
-    payload: &BackupPayload,
+    payload: &BackupPayload<V>,
 ) -> Result<Vec<u8>> {
     let mut blob = header(tenant_id, geography);
     let plain = Zeroizing::new(serde_json::to_vec(payload)?);
@@ -115,13 +122,15 @@ fn read_field(blob: &[u8], at: usize) -> Result<(&str, usize)> {
 }
 
 /// Opens a blob for `tenant_id` in `geography`, refusing blobs of another
-/// tenant (403), another geography (400), or altered ones (400).
-pub fn open_blob(
+/// tenant (403), another geography (400), another kind of object than
+/// `kind` (400), or altered ones (400).
+pub fn open_blob<V: DeserializeOwned>(
     key: &keyfort_crypto::SealingKey,
     tenant_id: &str,
     geography: &str,
+    kind: &str,
     blob: &[u8],
-) -> Result<BackupPayload> {
+) -> Result<BackupPayload<V>> {
     if blob.len() < MAGIC.len() || &blob[..MAGIC.len()] != MAGIC {
         return Err(corrupt());
     }
@@ -139,6 +148,14 @@ pub fn open_blob(
         )));
     }
     let plain = key.open(&blob[..at], &blob[at..]).map_err(|_| corrupt())?;
+    let found: KindOnly = serde_json::from_slice(&plain).map_err(|_| corrupt())?;
+    if found.kind != kind {
+        return Err(Error::bad(format!(
+            "The backup blob holds a {}, not a {kind}; restore it with the {} API.",
+            names::printable(&found.kind),
+            names::printable(&found.kind)
+        )));
+    }
     serde_json::from_slice(&plain).map_err(|_| corrupt())
 }
 
@@ -149,23 +166,22 @@ mod tests {
     #[test]
     fn restores_within_a_geography_only() {
         let key = keyfort_crypto::SealingKey::generate();
-        let payload = BackupPayload {
+        let payload = BackupPayload::<u8> {
             kind: "secret".into(),
             name: "db".into(),
             latest: "v1".into(),
             versions: vec![],
         };
         let blob = seal_blob(&key, "t1", "westeurope", &payload).unwrap();
-        assert_eq!(
-            open_blob(&key, "t1", "North Europe", &blob).unwrap().name,
-            "db"
-        );
-        assert_eq!(
-            open_blob(&key, "t1", "westeurope", &blob).unwrap().name,
-            "db"
-        );
-        assert!(open_blob(&key, "t1", "eastus", &blob).is_err());
-        assert!(open_blob(&key, "t2", "westeurope", &blob).is_err());
+        let open = |geo: &str, tenant: &str, kind: &str| {
+            open_blob::<u8>(&key, tenant, geo, kind, &blob).map(|p| p.name)
+        };
+        assert_eq!(open("North Europe", "t1", "secret").unwrap(), "db");
+        assert_eq!(open("westeurope", "t1", "secret").unwrap(), "db");
+        assert!(open("eastus", "t1", "secret").is_err());
+        assert!(open("westeurope", "t2", "secret").is_err());
+        let wrong_kind = open("westeurope", "t1", "key").unwrap_err();
+        assert!(wrong_kind.to_string().contains("holds a secret"));
         assert_eq!(geography_of("local"), "local");
     }
 }

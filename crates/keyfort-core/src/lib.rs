@@ -16,6 +16,7 @@ pub mod identity;
 pub mod model;
 pub mod names;
 pub mod network;
+pub mod objects;
 pub mod pim;
 pub mod secrets;
 pub mod vaults;

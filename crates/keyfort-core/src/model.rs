@@ -170,22 +170,25 @@ pub struct SecretMeta {
     pub tags: Option<Tags>,
 }
 
-/// One stored version, value included (sealed at rest by the barrier).
+/// One stored version of an object, payload included (sealed at rest by the barrier).
 #[derive(Clone, Serialize, Deserialize)]
-pub struct SecretVersion {
+pub struct ObjectVersion<M, V> {
     pub name: String,
-    pub meta: SecretMeta,
-    pub value: Zeroizing<String>,
+    pub meta: M,
+    pub value: V,
 }
 
-/// The head of a secret: its display name and its latest version's metadata.
+/// The head of an object: its display name and its latest version's metadata.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SecretHead {
+pub struct Head<M> {
     pub name: String,
-    pub latest: SecretMeta,
-    /// Set while the secret is soft-deleted.
+    pub latest: M,
+    /// Set while the object is soft-deleted.
     pub deletion: Option<Deletion>,
 }
+
+pub type SecretVersion = ObjectVersion<SecretMeta, Zeroizing<String>>;
+pub type SecretHead = Head<SecretMeta>;
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Deletion {

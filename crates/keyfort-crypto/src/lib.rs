@@ -5,6 +5,7 @@
 
 pub mod aead;
 pub mod digest;
+pub mod keys;
 pub mod password;
 pub mod pki;
 pub mod random;
@@ -29,6 +30,13 @@ pub enum CryptoError {
     Pki(String),
     #[error("cryptographic operation failed")]
     Failed,
+    /// An algorithm, key type, curve or size this crate does not offer.
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// Input that is malformed or does not fit the key. The message names
+    /// what is wrong, never the key material.
+    #[error("bad input: {0}")]
+    BadInput(String),
 }
 
 impl From<aws_lc_rs::error::Unspecified> for CryptoError {
