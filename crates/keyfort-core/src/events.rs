@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::barrier::Stored;
 use crate::model::Vault;
-use crate::secrets::SecretView;
+use crate::objects::{ObjectKind, ObjectMeta, View};
 use crate::{Error, Keyfort, Result, names};
 
 pub const MAX_ATTEMPTS: u32 = 4;
@@ -122,6 +122,9 @@ const EVENT_TYPES: &[&str] = &[
     "SecretNewVersionCreated",
     "SecretNearExpiry",
     "SecretExpired",
+    "KeyNewVersionCreated",
+    "KeyNearExpiry",
+    "KeyExpired",
     "VaultChanged",
     "RoleAssignmentChanged",
 ];
@@ -277,48 +280,85 @@ impl Keyfort {
         }
     }
 
-    /// The Event Grid `data` of a secret event.
-    pub fn secret_event_data(&self, vault_url: &str, vault: &Vault, s: &SecretView) -> Value {
+    /// The Event Grid `data` of an event about one object version.
+    pub fn object_event_data<K: ObjectKind>(
+        &self,
+        vault_url: &str,
+        vault: &Vault,
+        o: &View<K>,
+    ) -> Value {
+        let version = o.meta.version();
+        let attributes = o.meta.attributes();
         json!({
-            "Id": format!("{vault_url}/secrets/{}/{}", s.name, s.meta.version),
+            "Id": format!("{vault_url}/{}/{}/{version}", K::COLLECTION, o.name),
             "VaultName": vault.name,
-            "ObjectType": "Secret",
-            "ObjectName": s.name,
-            "Version": s.meta.version,
-            "NBF": s.meta.attributes.nbf,
-            "EXP": s.meta.attributes.exp,
+            "ObjectType": K::TITLE,
+            "ObjectName": o.name,
+            "Version": version,
+            "NBF": attributes.nbf,
+            "EXP": attributes.exp,
         })
     }
 
-    /// Fires `SecretNearExpiry` / `SecretExpired` once per version (marks
-    /// in the store remember what fired).
-    pub async fn expiry_events(
+    /// Queues `{Secret,Key}NewVersionCreated`, and the expiry events if the
+    /// version is already near or past its `exp`. The write has happened: a
+    /// failure to queue is logged, not returned.
+    pub async fn new_version_events<K: ObjectKind>(
         &self,
         vault: &Vault,
         vault_url: &str,
-        s: &SecretView,
+        o: &View<K>,
+    ) {
+        let data = self.object_event_data::<K>(vault_url, vault, o);
+        let event_type = format!("{}NewVersionCreated", K::TITLE);
+        let queued = async {
+            self.publish(vault, &event_type, &o.name, data).await?;
+            self.expiry_events::<K>(vault, vault_url, o).await
+        };
+        if let Err(e) = queued.await {
+            tracing::warn!(vault = %vault.name, error = %e, event_type, "could not queue events");
+        }
+    }
+
+    /// Fires `{Secret,Key}NearExpiry` / `{Secret,Key}Expired` once per
+    /// version (marks in the store remember what fired).
+    pub async fn expiry_events<K: ObjectKind>(
+        &self,
+        vault: &Vault,
+        vault_url: &str,
+        o: &View<K>,
     ) -> Result<()> {
-        let Some(exp) = s.meta.attributes.exp else {
+        let Some(exp) = o.meta.attributes().exp else {
             return Ok(());
         };
         let now = self.clock.now();
         let kind = if exp <= now {
-            "SecretExpired"
+            format!("{}Expired", K::TITLE)
         } else if exp - now
             <= self
                 .near_expiry_secs
                 .load(std::sync::atomic::Ordering::Relaxed)
         {
-            "SecretNearExpiry"
+            format!("{}NearExpiry", K::TITLE)
         } else {
             return Ok(());
         };
-        let mark = format!(
-            "sys/eventmarks/{}/{}/{}/{kind}",
-            vault.id,
-            names::fold(&s.name),
-            s.meta.version
-        );
+        // Secrets' marks keep their original place (no kind segment), so
+        // marks written before keys existed still count.
+        let mark = match K::NOUN {
+            "secret" => format!(
+                "sys/eventmarks/{}/{}/{}/{kind}",
+                vault.id,
+                names::fold(&o.name),
+                o.meta.version()
+            ),
+            noun => format!(
+                "sys/eventmarks/{}/{noun}/{}/{}/{kind}",
+                vault.id,
+                names::fold(&o.name),
+                o.meta.version()
+            ),
+        };
         if self.barrier.store().get(&mark).await?.is_some() {
             return Ok(());
         }
@@ -329,9 +369,9 @@ impl Keyfort {
             .event_batch(
                 Batch::new().expect_absent(mark.clone()).put(mark, sealed),
                 vault,
-                kind,
-                &s.name,
-                self.secret_event_data(vault_url, vault, s),
+                &kind,
+                &o.name,
+                self.object_event_data::<K>(vault_url, vault, o),
             )
             .await?;
         match self.barrier.commit(batch).await {
@@ -340,23 +380,34 @@ impl Keyfort {
         }
     }
 
-    /// Scans every live vault's latest secret versions for expiry events.
-    /// A vault that fails is logged and skipped; the others still get theirs.
+    /// Scans every live vault's latest secret and key versions for expiry
+    /// events. A vault that fails is logged and skipped; the others still
+    /// get theirs.
     pub async fn scan_expiry(&self, vault_url: impl Fn(&Vault) -> String) -> Result<()> {
         for v in self.vaults.list().await? {
-            if let Err(e) = self.scan_vault_expiry(&v, &vault_url(&v)).await {
+            let url = vault_url(&v);
+            let scanned = async {
+                self.scan_vault_expiry(&v, &url, &self.secrets).await?;
+                self.scan_vault_expiry(&v, &url, &self.keys).await
+            };
+            if let Err(e) = scanned.await {
                 tracing::warn!(vault = %v.name, error = %e, "expiry scan failed for a vault");
             }
         }
         Ok(())
     }
 
-    async fn scan_vault_expiry(&self, v: &Vault, url: &str) -> Result<()> {
+    async fn scan_vault_expiry<K: ObjectKind>(
+        &self,
+        v: &Vault,
+        url: &str,
+        objects: &crate::objects::Objects<K>,
+    ) -> Result<()> {
         let mut after: Option<String> = None;
         loop {
-            let page = self.secrets.list(v, after.as_deref(), 25).await?;
-            for s in &page.items {
-                self.expiry_events(v, url, s).await?;
+            let page = objects.list(v, after.as_deref(), 25).await?;
+            for o in &page.items {
+                self.expiry_events::<K>(v, url, o).await?;
             }
             match page.next {
                 Some(n) => after = Some(n),

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod error;
 pub mod events;
 pub mod identity;
+pub mod keys;
 pub mod model;
 pub mod names;
 pub mod network;
@@ -29,6 +30,7 @@ use crate::authz::Authorizer;
 use crate::barrier::Barrier;
 use crate::clock::Clock;
 use crate::identity::{Identity, IssuerSettings};
+use crate::keys::Keys;
 use crate::secrets::Secrets;
 use crate::vaults::Vaults;
 
@@ -40,6 +42,7 @@ pub struct Keyfort {
     pub identity: Identity,
     pub authz: Authorizer,
     pub secrets: Secrets,
+    pub keys: Keys,
     pub alerts: alerts::Alerts,
     /// How long before `exp` a near-expiry event fires (seconds).
     pub near_expiry_secs: std::sync::atomic::AtomicI64,
@@ -56,6 +59,7 @@ impl Keyfort {
         let identity = Identity::open(barrier.clone(), clock.clone(), issuer).await?;
         let authz = Authorizer::new(barrier.clone(), clock.clone());
         let secrets = Secrets::new(barrier.clone(), clock.clone());
+        let keys = Keys::new(barrier.clone(), clock.clone());
         let barrier_for_alerts = barrier.clone();
         Ok(Keyfort {
             clock,
@@ -64,6 +68,7 @@ impl Keyfort {
             identity,
             authz,
             secrets,
+            keys,
             alerts: alerts::Alerts::new(barrier_for_alerts),
             near_expiry_secs: std::sync::atomic::AtomicI64::new(events::NEAR_EXPIRY_SECS),
         })
@@ -165,7 +170,7 @@ impl Keyfort {
         result
     }
 
-    /// The purge sweeper's pass: deleted vaults and deleted secrets whose
+    /// The purge sweeper's pass: deleted vaults, secrets and keys whose
     /// scheduled purge date has passed are removed. Returns how many.
     pub async fn sweep(&self) -> Result<usize> {
         let now = self.clock.now();
@@ -177,7 +182,10 @@ impl Keyfort {
                     purged += 1;
                 }
                 Some(_) => {}
-                None => purged += self.secrets.sweep(&vault).await?,
+                None => {
+                    purged += self.secrets.sweep(&vault).await?;
+                    purged += self.keys.sweep(&vault).await?;
+                }
             }
         }
         Ok(purged)

@@ -4,6 +4,7 @@
 //! - `/{tenant}/...`: the OAuth2/OIDC token issuer ([`identity`]);
 //! - `/subscriptions/...`: the vault management API, shaped after ARM ([`management`]);
 //! - `/secrets...`, `/deletedsecrets...` on a vault host: the secrets API ([`secrets`]);
+//! - `/keys...`, `/deletedkeys...` on a vault host: the keys API ([`keys`]);
 //! - `/_health`: an unauthenticated liveness probe, outside the audit layer.
 
 pub mod audit;
@@ -11,7 +12,9 @@ pub mod body;
 pub mod directory;
 pub mod error;
 pub mod identity;
+pub mod keys;
 pub mod management;
+pub mod objects;
 pub mod pim;
 pub mod rbac;
 pub mod request;

@@ -4,17 +4,19 @@
 //! and renders the result.
 
 use axum::Json;
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use keyfort_core::model::{SecretMeta, Tags, Vault};
-use keyfort_core::secrets::{AttributeChanges, Page, SecretView, SetSecret, UpdateSecret};
+use keyfort_core::model::Vault;
+use keyfort_core::secrets::{SecretKind, SecretView, SetSecret, UpdateSecret};
 use keyfort_core::{Error, names};
 use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
 use super::AppState;
+use super::objects::{
+    Render, backup_reply, no_content, optional_str, paging, parse_attributes, parse_tags,
+    required_str, restore_blob,
+};
 
 /// Largest JSON body for a secret write: a 25 KB value plus metadata, where
 /// JSON may escape every byte as `\uXXXX` (the Python and .NET SDKs escape
@@ -138,39 +140,32 @@ pub async fn run(
     body: &[u8],
 ) -> Result<Response, Error> {
     let secrets = &state.kf.secrets;
-    let r = Render {
-        state,
-        vault,
-        api_version: super::request::check_api_version(query)?,
-    };
+    let r = Render::new(state, vault, query)?;
     use SecretOp::*;
     Ok(match op {
         Set(name) => {
             let req = parse_set(body)?;
             let view = secrets.set(vault, &name, req).await?;
             new_version_events(state, vault, &view).await;
-            Json(r.bundle(&view)).into_response()
+            Json(bundle(&r, &view)).into_response()
         }
         Get(name, version) => {
             check_out_content_type(query)?;
-            Json(r.bundle(&secrets.get(vault, &name, version.as_deref()).await?)).into_response()
+            let view = secrets.get(vault, &name, version.as_deref()).await?;
+            Json(bundle(&r, &view)).into_response()
         }
         Update(name, version) => {
             let req = parse_update(body)?;
-            Json(
-                r.bundle(
-                    &secrets
-                        .update(vault, &name, version.as_deref(), req)
-                        .await?,
-                ),
-            )
-            .into_response()
+            let view = secrets
+                .update(vault, &name, version.as_deref(), req)
+                .await?;
+            Json(bundle(&r, &view)).into_response()
         }
-        Delete(name) => Json(r.bundle(&secrets.delete(vault, &name).await?)).into_response(),
+        Delete(name) => Json(bundle(&r, &secrets.delete(vault, &name).await?)).into_response(),
         List => {
             let (limit, after) = paging(query)?;
             let page = secrets.list(vault, after.as_deref(), limit).await?;
-            Json(r.page(page, "secrets", limit, |v| r.item(v, false))).into_response()
+            Json(r.page(page, "secrets", limit, |v| item(&r, v, false))).into_response()
         }
         ListVersions(name) => {
             let (limit, after) = paging(query)?;
@@ -178,88 +173,77 @@ pub async fn run(
                 .list_versions(vault, &name, after.as_deref(), limit)
                 .await?;
             let path = format!("secrets/{}/versions", name);
-            Json(r.page(page, &path, limit, |v| r.item(v, true))).into_response()
+            Json(r.page(page, &path, limit, |v| item(&r, v, true))).into_response()
         }
         ListDeleted => {
             let (limit, after) = paging(query)?;
             let page = secrets.list_deleted(vault, after.as_deref(), limit).await?;
-            Json(r.page(page, "deletedsecrets", limit, |v| r.item(v, false))).into_response()
+            Json(r.page(page, "deletedsecrets", limit, |v| item(&r, v, false))).into_response()
         }
         GetDeleted(name) => {
-            Json(r.bundle(&secrets.get_deleted(vault, &name).await?)).into_response()
+            Json(bundle(&r, &secrets.get_deleted(vault, &name).await?)).into_response()
         }
-        Recover(name) => Json(r.bundle(&secrets.recover(vault, &name).await?)).into_response(),
+        Recover(name) => Json(bundle(&r, &secrets.recover(vault, &name).await?)).into_response(),
         Purge(name) => {
             secrets.purge(vault, &name).await?;
-            StatusCode::NO_CONTENT.into_response()
+            no_content()
         }
         Backup(name) => {
             let key = state.kf.identity.backup_key(&vault.tenant_id).await?;
-            let blob = secrets.backup(vault, &name, &key).await?;
-            Json(json!({ "value": B64.encode(blob) })).into_response()
+            backup_reply(secrets.backup(vault, &name, &key).await?)
         }
         Restore => {
-            let map = super::body::object(body)?;
-            let blob = required_str(&map, "value")?;
-            let blob = B64.decode(blob.trim_end_matches('=')).map_err(|_| {
-                Error::bad(
-                    "'value' must be the base64url backup blob returned by a backup operation.",
-                )
-            })?;
+            let blob = restore_blob(body)?;
             let key = state.kf.identity.backup_key(&vault.tenant_id).await?;
             let view = secrets.restore(vault, &blob, &key).await?;
             new_version_events(state, vault, &view).await;
-            Json(r.bundle(&view)).into_response()
+            Json(bundle(&r, &view)).into_response()
         }
     })
 }
 
-/// Queues `SecretNewVersionCreated` (and expiry events, if the version is
-/// already near or past its `exp`). The write has happened: a failure to queue
-/// is logged, not returned.
-async fn new_version_events(state: &AppState, vault: &Vault, view: &SecretView) {
-    let url = state.site.vault_url(&vault.name);
-    let data = state.kf.secret_event_data(&url, vault, view);
-    let queued = async {
-        state
-            .kf
-            .publish(vault, "SecretNewVersionCreated", &view.name, data)
-            .await?;
-        state.kf.expiry_events(vault, &url, view).await
-    };
-    if let Err(e) = queued.await {
-        tracing::warn!(vault = %vault.name, error = %e, "could not queue secret events");
+/// A `SecretBundle` (or `DeletedSecretBundle`).
+fn bundle(r: &Render, view: &SecretView) -> Value {
+    let mut out = Map::new();
+    if let Some(value) = &view.value {
+        out.insert("value".into(), json!(value.as_str()));
+    }
+    let id = r.id("secrets", &view.name, Some(&view.meta.version));
+    out.insert("id".into(), json!(id));
+    common(r, &mut out, view);
+    Value::Object(out)
+}
+
+/// A `SecretItem`: the id carries the version only in version listings.
+fn item(r: &Render, view: &SecretView, with_version: bool) -> Value {
+    let mut out = Map::new();
+    let version = with_version.then_some(view.meta.version.as_str());
+    out.insert("id".into(), json!(r.id("secrets", &view.name, version)));
+    common(r, &mut out, view);
+    Value::Object(out)
+}
+
+fn common(r: &Render, out: &mut Map<String, Value>, view: &SecretView) {
+    let meta = &view.meta;
+    r.common(
+        out,
+        "secrets",
+        &view.name,
+        &meta.attributes,
+        meta.tags.as_ref(),
+        view.deletion,
+    );
+    if let Some(ct) = &meta.content_type {
+        out.insert("contentType".into(), json!(ct));
     }
 }
 
-/// `maxresults` (1–25, default 25) and the continuation token.
-fn paging(query: Option<&str>) -> Result<(usize, Option<String>), Error> {
-    let mut limit = 25;
-    let mut after = None;
-    for kv in query.unwrap_or("").split('&') {
-        if let Some(v) = kv.strip_prefix("maxresults=") {
-            limit = v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=25).contains(n))
-                .ok_or_else(|| Error::bad("maxresults must be an integer between 1 and 25."))?;
-        } else if let Some(v) = kv
-            .strip_prefix("$skiptoken=")
-            .or_else(|| kv.strip_prefix("%24skiptoken="))
-        {
-            let raw = B64
-                .decode(v)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    Error::bad(
-                        "The $skiptoken is not one this server issued; start the listing again.",
-                    )
-                })?;
-            after = Some(raw);
-        }
-    }
-    Ok((limit, after))
+async fn new_version_events(state: &AppState, vault: &Vault, view: &SecretView) {
+    let url = state.site.vault_url(&vault.name);
+    state
+        .kf
+        .new_version_events::<SecretKind>(vault, &url, view)
+        .await;
 }
 
 /// `outContentType` converts a certificate-backed secret; an unsupported
@@ -273,179 +257,6 @@ fn check_out_content_type(query: Option<&str>) -> Result<(), Error> {
             names::printable(other)
         ))),
     }
-}
-
-struct Render<'a> {
-    state: &'a AppState,
-    vault: &'a Vault,
-    /// The request's api-version, which `nextLink`s carry on.
-    api_version: &'static str,
-}
-
-impl Render<'_> {
-    fn base(&self) -> String {
-        self.state.site.vault_url(&self.vault.name)
-    }
-
-    fn attributes(&self, meta: &SecretMeta) -> Value {
-        let a = &meta.attributes;
-        let mut v = json!({
-            "enabled": a.enabled,
-            "created": a.created,
-            "updated": a.updated,
-            "recoveryLevel": self.vault.recovery_level(),
-            "recoverableDays": self.vault.retention_days,
-        });
-        if let Some(nbf) = a.nbf {
-            v["nbf"] = json!(nbf);
-        }
-        if let Some(exp) = a.exp {
-            v["exp"] = json!(exp);
-        }
-        v
-    }
-
-    fn common(&self, out: &mut Map<String, Value>, view: &SecretView) {
-        out.insert("attributes".into(), self.attributes(&view.meta));
-        if let Some(ct) = &view.meta.content_type {
-            out.insert("contentType".into(), json!(ct));
-        }
-        if let Some(tags) = &view.meta.tags {
-            out.insert("tags".into(), json!(tags));
-        }
-        if let Some(d) = view.deletion {
-            out.insert(
-                "recoveryId".into(),
-                json!(format!("{}/deletedsecrets/{}", self.base(), view.name)),
-            );
-            out.insert("deletedDate".into(), json!(d.deleted_date));
-            out.insert("scheduledPurgeDate".into(), json!(d.scheduled_purge_date));
-        }
-    }
-
-    /// A `SecretBundle` (or `DeletedSecretBundle`).
-    fn bundle(&self, view: &SecretView) -> Value {
-        let mut out = Map::new();
-        if let Some(value) = &view.value {
-            out.insert("value".into(), json!(value.as_str()));
-        }
-        out.insert(
-            "id".into(),
-            json!(format!(
-                "{}/secrets/{}/{}",
-                self.base(),
-                view.name,
-                view.meta.version
-            )),
-        );
-        self.common(&mut out, view);
-        Value::Object(out)
-    }
-
-    /// A `SecretItem`: the id carries the version only in version listings.
-    fn item(&self, view: &SecretView, with_version: bool) -> Value {
-        let mut out = Map::new();
-        let id = if with_version {
-            format!(
-                "{}/secrets/{}/{}",
-                self.base(),
-                view.name,
-                view.meta.version
-            )
-        } else {
-            format!("{}/secrets/{}", self.base(), view.name)
-        };
-        out.insert("id".into(), json!(id));
-        self.common(&mut out, view);
-        Value::Object(out)
-    }
-
-    fn page(
-        &self,
-        page: Page<SecretView>,
-        path: &str,
-        limit: usize,
-        item: impl Fn(&SecretView) -> Value,
-    ) -> Value {
-        let next = page.next.map(|after| {
-            format!(
-                "{}/{path}?api-version={}&maxresults={limit}&$skiptoken={}",
-                self.base(),
-                self.api_version,
-                B64.encode(after)
-            )
-        });
-        json!({ "value": page.items.iter().map(item).collect::<Vec<_>>(), "nextLink": next })
-    }
-}
-
-fn required_str<'a>(map: &'a Map<String, Value>, field: &str) -> Result<&'a str, Error> {
-    match map.get(field) {
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(Error::bad(format!("'{field}' must be a string."))),
-        None => Err(Error::bad(format!("The property '{field}' is required."))),
-    }
-}
-
-fn optional_str(map: &Map<String, Value>, field: &str) -> Result<Option<String>, Error> {
-    match map.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(Error::bad(format!("'{field}' must be a string."))),
-    }
-}
-
-fn parse_tags(map: &Map<String, Value>) -> Result<Option<Tags>, Error> {
-    match map.get("tags") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(t)) => t
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => Ok((k.clone(), s.clone())),
-                _ => Err(Error::bad(format!(
-                    "Tag '{}' must have a string value.",
-                    names::printable(k)
-                ))),
-            })
-            .collect::<Result<Tags, Error>>()
-            .map(Some),
-        Some(_) => Err(Error::bad("'tags' must be an object of string values.")),
-    }
-}
-
-fn parse_attributes(map: &Map<String, Value>) -> Result<AttributeChanges, Error> {
-    let attrs = match map.get("attributes") {
-        None | Some(Value::Null) => return Ok(AttributeChanges::default()),
-        Some(Value::Object(a)) => a,
-        Some(_) => return Err(Error::bad("'attributes' must be an object.")),
-    };
-    let enabled = match attrs.get("enabled") {
-        None | Some(Value::Null) => None,
-        Some(Value::Bool(b)) => Some(*b),
-        Some(_) => return Err(Error::bad("'attributes.enabled' must be true or false.")),
-    };
-    let time = |field: &str| -> Result<Option<Option<i64>>, Error> {
-        match attrs.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .filter(|t| (0..=253_402_300_799).contains(t))
-                .map(|t| Some(Some(t)))
-                .ok_or_else(|| {
-                    Error::bad(format!(
-                        "'attributes.{field}' must be a Unix time in seconds."
-                    ))
-                }),
-            Some(_) => Err(Error::bad(format!(
-                "'attributes.{field}' must be a Unix time in seconds."
-            ))),
-        }
-    };
-    Ok(AttributeChanges {
-        enabled,
-        nbf: time("nbf")?,
-        exp: time("exp")?,
-    })
 }
 
 fn check_write_size(body: &[u8]) -> Result<(), Error> {
@@ -540,22 +351,5 @@ mod tests {
             !e.to_string().contains("hunter2"),
             "errors never echo input values"
         );
-    }
-
-    #[test]
-    fn paging_rules() {
-        assert_eq!(paging(None).unwrap().0, 25);
-        assert_eq!(paging(Some("maxresults=3")).unwrap().0, 3);
-        assert!(paging(Some("maxresults=0")).is_err());
-        assert!(paging(Some("maxresults=26")).is_err());
-        let token = B64.encode("abc");
-        assert_eq!(
-            paging(Some(&format!("$skiptoken={token}")))
-                .unwrap()
-                .1
-                .as_deref(),
-            Some("abc")
-        );
-        assert!(paging(Some("$skiptoken=!!")).is_err());
     }
 }

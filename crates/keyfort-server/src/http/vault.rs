@@ -20,6 +20,7 @@ use keyfort_core::{Error, names};
 use super::AppState;
 use super::audit::AuditSlot;
 use super::error::ApiError;
+use super::keys::KeyOp;
 use super::rbac::RbacOp;
 use super::request::forwarded_for;
 use super::request::{authenticate, check_api_version, request_host, resolve_vault};
@@ -27,6 +28,7 @@ use super::secrets::SecretOp;
 
 pub enum VaultOp {
     Secret(SecretOp),
+    Key(KeyOp),
     Rbac(RbacOp),
 }
 
@@ -44,12 +46,16 @@ impl VaultOp {
         if let Some(op) = RbacOp::parse(method, path)? {
             return Ok(Some(VaultOp::Rbac(op)));
         }
+        if let Some(op) = KeyOp::parse(method, path) {
+            return Ok(Some(VaultOp::Key(op)));
+        }
         Ok(SecretOp::parse(method, path).map(VaultOp::Secret))
     }
 
     fn audit_name(&self) -> &'static str {
         match self {
             VaultOp::Secret(op) => op.audit_name(),
+            VaultOp::Key(op) => op.audit_name(),
             VaultOp::Rbac(op) => op.audit_name(),
         }
     }
@@ -60,6 +66,12 @@ impl VaultOp {
                 plane: Plane::Data,
                 action: op.action(),
                 object: op.object().map(|n| ("secrets", n)),
+                tenant_wide: false,
+            },
+            VaultOp::Key(op) => Permission {
+                plane: Plane::Data,
+                action: op.action(),
+                object: op.object().map(|n| ("keys", n)),
                 tenant_wide: false,
             },
             VaultOp::Rbac(op) => Permission {
@@ -74,6 +86,7 @@ impl VaultOp {
     fn body_limit(&self) -> usize {
         match self {
             VaultOp::Secret(op) => op.body_limit(),
+            VaultOp::Key(op) => op.body_limit(),
             VaultOp::Rbac(_) => 64 * 1024,
         }
     }
@@ -237,6 +250,7 @@ async fn pipeline(
     let body = read_body(body, op.body_limit()).await.map_err(fail)?;
     let result = match op {
         VaultOp::Secret(op) => super::secrets::run(state, &vault, op, uri.query(), &body).await,
+        VaultOp::Key(op) => super::keys::run(state, &vault, op, uri.query(), &body).await,
         VaultOp::Rbac(op) => super::rbac::run(state, &vault, &grant, op, &body).await,
     };
     result.map_err(fail)
