@@ -8,6 +8,15 @@ from conftest import DevServer
 from test_events import Receiver
 from test_identity import cli, cli_json
 
+def ec_jwk():
+    """A P-256 private key made here: an imported key, whose owner has a copy."""
+    import base64
+    from cryptography.hazmat.primitives.asymmetric import ec
+    n = ec.generate_private_key(ec.SECP256R1()).private_numbers()
+    b64 = lambda i: base64.urlsafe_b64encode(i.to_bytes(32, "big")).rstrip(b"=").decode()
+    return {"kty": "EC", "crv": "P-256", "x": b64(n.public_numbers.x), "y": b64(n.public_numbers.y),
+            "d": b64(n.private_value)}
+
 
 def test_a_vault_that_follows_every_practice_has_no_finding(tmp_path):
     """On a server whose audit records also go off the host (a webhook)."""
@@ -36,7 +45,7 @@ def test_a_vault_that_follows_every_practice_has_no_finding(tmp_path):
         collector.httpd.shutdown()
 
 
-def test_advisor_findings(server):
+def test_advisor_findings(server, tmp_path):
     bad = f"bad{uuid.uuid4().hex[:8]}"
 
     cli_json(server, "vault", "create", "--name", bad, "--no-purge-protection")
@@ -56,7 +65,14 @@ def test_advisor_findings(server):
     cli_json(server, "pim", "eligible", "create", "--role", "Key Vault Crypto Officer", "--assignee", user["objectId"], "--vault", bad)
     cli_json(server, "pim", "policy", "set", "--role", "Key Vault Crypto Officer", "--require-mfa", "false", "--vault", bad)
 
-    findings = cli_json(server, "advisor", "--only", bad)
+    # A key generated in the vault and never backed up (with no grace days),
+    # beside an imported one, of which its owner has a copy.
+    cli_json(server, "key", "create", "--name", "generated", "--kty", "EC", "--vault", bad)
+    jwk = tmp_path / "imported.jwk"
+    jwk.write_text(json.dumps(ec_jwk()))
+    cli_json(server, "key", "import", "--name", "imported", "--jwk-file", str(jwk), "--vault", bad)
+
+    findings = cli_json(server, "advisor", "--only", bad, "--key-backup-days", "0")
     checks = {f["check"]: f for f in findings}
     for check, severity in [
         ("purge-protection-off", "High"),
@@ -66,12 +82,26 @@ def test_advisor_findings(server):
         ("pim-policy-weak", "High"),
         ("secret-without-expiry", "Low"),
         ("audit-kept-on-host", "Medium"),
+        ("key-without-backup", "High"),
     ]:
         assert check in checks, f"{check} missing from {sorted(checks)}"
         assert checks[check]["severity"] == severity
         assert checks[check]["vault"] == bad
         assert checks[check]["fix"].startswith("keyfort "), "every finding says how to fix it"
     assert "forever" in checks["secret-without-expiry"]["evidence"]
+    assert "generated" in checks["key-without-backup"]["evidence"]
+    assert "imported" not in checks["key-without-backup"]["evidence"]
+    # With the default grace period a new key is not due yet; a backup
+    # covers it at once.
+    assert "key-without-backup" not in {f["check"] for f in cli_json(server, "advisor", "--only", bad)}
+    cli_json(server, "key", "backup", "--name", "generated", "--file", str(tmp_path / "generated.kb"), "--vault", bad)
+    after_backup = cli_json(server, "advisor", "--only", bad, "--key-backup-days", "0")
+    assert "key-without-backup" not in {f["check"] for f in after_backup}
+    # A rotation makes new material that the old backup does not hold.
+    time.sleep(1.1)
+    cli_json(server, "key", "rotate", "--name", "generated", "--vault", bad)
+    after_rotation = cli_json(server, "advisor", "--only", bad, "--key-backup-days", "0")
+    assert "key-without-backup" in {f["check"] for f in after_rotation}
     standing = [f["evidence"] for f in findings if f["check"] == "standing-privileged-user"]
     assert any(user["username"] in e for e in standing)
     assert not any(reader["username"] in e for e in standing), "a read-only role is not privileged"

@@ -126,3 +126,27 @@ def test_vault_and_role_assignment_changes(server):
     assert ("Microsoft.KeyVault.RoleAssignmentChanged", "Created") in kinds
     assert ("Microsoft.KeyVault.VaultChanged", "Updated") in kinds
     assert any(e["data"].get("RoleAssignmentId") == a["name"] for e in events)
+
+
+def test_key_versions_and_expiry(server):
+    from datetime import datetime, timedelta, timezone
+    from azure.keyvault.keys import KeyClient
+    keys = KeyClient(server.dev["vault_url"], server.credential(), connection_verify=server.dev["ca_cert"])
+    r = Receiver()
+    sub = cli_json(server, "event", "subscription", "create", "--vault-name", "dev", "--endpoint", r.url,
+                   "--event-type", "KeyNewVersionCreated", "--event-type", "KeyNearExpiry",
+                   "--event-type", "KeyExpired")
+    name = f"evk-{uuid.uuid4().hex[:8]}"
+    k1 = keys.create_ec_key(name, expires_on=datetime.now(timezone.utc) + timedelta(days=5))
+    k2 = keys.rotate_key(name)
+    expired = keys.create_rsa_key(f"{name}-old", size=2048, expires_on=datetime.now(timezone.utc) - timedelta(hours=1))
+    events = decoded(r.wait(3, subject=name), sub["secret"])
+    created = [e for e in events if e["eventType"] == "Microsoft.KeyVault.KeyNewVersionCreated"]
+    assert [e["data"]["Version"] for e in created] == [k1.properties.version, k2.properties.version], "in order"
+    assert created[0]["data"]["ObjectType"] == "Key" and created[0]["data"]["Id"] == k1.id
+    near = [e for e in events if e["eventType"] == "Microsoft.KeyVault.KeyNearExpiry"]
+    assert [e["data"]["Version"] for e in near] == [k1.properties.version], "once, for the version that expires"
+    old = decoded(r.wait(2, subject=f"{name}-old"), sub["secret"])
+    assert {e["eventType"] for e in old} == {"Microsoft.KeyVault.KeyNewVersionCreated", "Microsoft.KeyVault.KeyExpired"}
+    assert all(e["data"]["Version"] == expired.properties.version for e in old)
+    cli_json(server, "event", "subscription", "delete", "--vault-name", "dev", "--id", sub["id"])

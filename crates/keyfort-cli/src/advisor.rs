@@ -16,6 +16,9 @@ pub struct AdvisorArgs {
     /// Only this vault (default: every vault of the tenant).
     #[arg(long = "only")]
     only: Option<String>,
+    /// Keys generated in a vault longer ago than this need a backup taken since.
+    #[arg(long, default_value_t = 30)]
+    key_backup_days: u32,
     /// Exit with status 1 when any finding is high.
     #[arg(long)]
     strict: bool,
@@ -23,7 +26,8 @@ pub struct AdvisorArgs {
 
 pub async fn run(args: AdvisorArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut c = Client::new(args.conn.resolve()?)?;
-    let query: Vec<(&str, String)> = args.only.iter().map(|v| ("vault", v.clone())).collect();
+    let mut query: Vec<(&str, String)> = args.only.iter().map(|v| ("vault", v.clone())).collect();
+    query.push(("keyBackupDays", args.key_backup_days.to_string()));
     let v = c
         .management(Method::GET, "/keyfort/advisor", &query, None)
         .await?;

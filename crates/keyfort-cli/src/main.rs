@@ -8,6 +8,8 @@ mod client;
 mod connection;
 mod directory;
 mod event;
+mod key;
+mod objects;
 mod operator;
 mod output;
 mod pim;
@@ -58,6 +60,9 @@ enum Command {
     /// Manage secrets in a vault.
     #[command(subcommand)]
     Secret(secret::SecretCommand),
+    /// Manage keys in a vault and use them (encrypt, sign, wrap, ...).
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// Administer a node (runs next to its data, not through the API).
     #[command(subcommand)]
     Operator(operator::OperatorCommand),
@@ -139,6 +144,7 @@ fn main() -> ExitCode {
                 run_server(config).await
             }
             Command::Secret(cmd) => secret::run(cmd).await,
+            Command::Key(cmd) => key::run(cmd).await,
             Command::Operator(cmd) => operator::run(cmd).await,
             Command::Vault(cmd) => vault::run(cmd).await,
             Command::Role(cmd) => role::run(cmd).await,

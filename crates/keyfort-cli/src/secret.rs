@@ -5,14 +5,13 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
-use base64::Engine;
 use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use crate::client::Client;
 use crate::connection::{ConnectionArgs, OutputFormat};
-use crate::output;
+use crate::{objects, output};
 
 #[derive(Subcommand)]
 pub enum SecretCommand {
@@ -339,61 +338,17 @@ pub async fn run(cmd: SecretCommand) -> Result<(), Box<dyn std::error::Error + S
             list_table(conn.output, items, false);
         }
         Recover { conn, name } => {
-            let v = connect(&conn)?
-                .call(
-                    Method::POST,
-                    &format!("/deletedsecrets/{name}/recover"),
-                    &[],
-                    None,
-                )
-                .await?;
+            let v = objects::recover(&mut connect(&conn)?, "secret", &name).await?;
             describe(conn.output, &v, false);
         }
         Purge { conn, name } => {
-            connect(&conn)?
-                .call(
-                    Method::DELETE,
-                    &format!("/deletedsecrets/{name}"),
-                    &[],
-                    None,
-                )
-                .await?;
-            match conn.output {
-                OutputFormat::Json => output::json(&json!({ "purged": name })),
-                OutputFormat::Table => println!("Purged secret '{name}'."),
-            }
+            objects::purge(&mut connect(&conn)?, conn.output, "secret", &name).await?;
         }
         Backup { conn, name, file } => {
-            let v = connect(&conn)?
-                .call(Method::POST, &format!("/secrets/{name}/backup"), &[], None)
-                .await?;
-            let blob = v["value"]
-                .as_str()
-                .ok_or("the server returned no backup blob")?;
-            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(blob)
-                .map_err(|_| "the server returned a backup blob that is not base64url")?;
-            keyfort_server::keyfile::write_private(&file, &raw)
-                .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-            match conn.output {
-                OutputFormat::Json => output::json(
-                    &json!({ "name": name, "file": file.display().to_string(), "bytes": raw.len() }),
-                ),
-                OutputFormat::Table => println!(
-                    "Wrote the backup of '{name}' ({} bytes) to {}.",
-                    raw.len(),
-                    file.display()
-                ),
-            }
+            objects::backup(&mut connect(&conn)?, conn.output, "secret", &name, &file).await?;
         }
         Restore { conn, file } => {
-            let raw =
-                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let body =
-                json!({ "value": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw) });
-            let v = connect(&conn)?
-                .call(Method::POST, "/secrets/restore", &[], Some(&body))
-                .await?;
+            let v = objects::restore(&mut connect(&conn)?, "secret", &file).await?;
             describe(conn.output, &v, false);
         }
     }

@@ -37,6 +37,8 @@ pub struct Observations {
     pub audit_off_host: bool,
 }
 
+/// Keys generated longer ago than this need a backup (`--key-backup-days`).
+pub const KEY_BACKUP_DAYS: i64 = 30;
 /// More distinct applications than this on one vault suggests a shared vault.
 const SHARED_CALLERS: usize = 3;
 const TAGS_APP: &[&str] = &["app", "application"];
@@ -69,12 +71,14 @@ fn has_tag(v: &Vault, names: &[&str]) -> bool {
 }
 
 impl Keyfort {
-    /// Findings for the live vaults of `tenant_id` (or only `vault`).
+    /// Findings for the live vaults of `tenant_id` (or only `vault`). Keys
+    /// generated more than `key_backup_days` ago need a backup taken since.
     pub async fn advise(
         &self,
         tenant_id: &str,
         vault: Option<&str>,
         seen: &Observations,
+        key_backup_days: i64,
     ) -> Result<Vec<Finding>> {
         let mut out = Vec::new();
         let vaults: Vec<Vault> = self
@@ -103,7 +107,7 @@ impl Keyfort {
                 out.push(f(
                     Severity::High,
                     "purge-protection-off",
-                    "enablePurgeProtection is false: a deleted vault or secret can be purged at once, by mistake or by an attacker.".into(),
+                    "enablePurgeProtection is false: a deleted vault, secret or key can be purged at once, by mistake or by an attacker.".into(),
                     format!("keyfort vault update --name {} --resource-group {rg} --enable-purge-protection", v.name),
                 ));
             }
@@ -237,6 +241,32 @@ impl Keyfort {
                         ));
                     }
                 }
+            }
+            // Keys generated here (created or rotated, not imported) exist
+            // nowhere else: without a backup, losing the vault loses them.
+            let unprotected = self.keys.without_recent_backup(v, key_backup_days).await?;
+            if !unprotected.is_empty() {
+                let shown: Vec<String> = unprotected
+                    .iter()
+                    .take(5)
+                    .map(|(name, created)| {
+                        format!("{name} (since {})", crate::clock::rfc3339(*created))
+                    })
+                    .collect();
+                out.push(f(
+                    Severity::High,
+                    "key-without-backup",
+                    format!(
+                        "{} key(s) hold material generated in this vault more than {key_backup_days} days ago and not backed up since: {}{}.",
+                        unprotected.len(),
+                        shown.join(", "),
+                        if unprotected.len() > 5 { ", ..." } else { "" }
+                    ),
+                    format!(
+                        "keyfort key backup --vault {} --name <name> --file <name>.keybackup (and keep the file off this host)",
+                        v.name
+                    ),
+                ));
             }
             // Secrets that never expire.
             let mut after: Option<String> = None;

@@ -336,10 +336,20 @@ async fn run(
             )
             .await?;
             let vault = super::request::query_param_decoded(query, "vault");
+            let key_backup_days = match super::request::query_param(query, "keyBackupDays") {
+                None => keyfort_core::advisor::KEY_BACKUP_DAYS,
+                Some(d) => d
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|d| (0..=3650).contains(d))
+                    .ok_or_else(|| {
+                        Error::bad("keyBackupDays must be a whole number of days from 0 to 3650.")
+                    })?,
+            };
             let seen = recent_callers(&state.audit_file, state.audit_off_host);
             let findings = state
                 .kf
-                .advise(&caller.tenant_id, vault.as_deref(), &seen)
+                .advise(&caller.tenant_id, vault.as_deref(), &seen, key_backup_days)
                 .await?;
             Json(json!({ "value": findings })).into_response()
         }
