@@ -167,6 +167,8 @@ pub enum KeyCommand {
         /// Algorithm, e.g. RSA-OAEP-256, RS256, ES256.
         #[arg(long)]
         alg: String,
+        /// The input, base64url; '-' reads it from standard input (prefer that
+        /// for plaintexts and keys to wrap: a command line is visible to others).
         #[arg(long)]
         value: String,
     },
@@ -444,7 +446,15 @@ pub async fn run(cmd: KeyCommand) -> Result<(), Box<dyn std::error::Error + Send
                 CryptoOp::Unwrapkey => "unwrapkey",
             };
             let path = format!("{}/{op}", path_of(&name, version.as_deref()));
-            let body = json!({ "alg": alg, "value": value });
+            let value = if value == "-" {
+                let mut text = zeroize::Zeroizing::new(String::new());
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .map_err(|e| format!("cannot read the value from standard input: {e}"))?;
+                zeroize::Zeroizing::new(text.trim().to_owned())
+            } else {
+                zeroize::Zeroizing::new(value)
+            };
+            let body = json!({ "alg": alg, "value": value.as_str() });
             let v = connect(&conn)?
                 .call(Method::POST, &path, &[], Some(&body))
                 .await?;

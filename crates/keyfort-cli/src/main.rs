@@ -4,6 +4,7 @@
 mod advisor;
 mod alert;
 mod audit;
+mod certificate;
 mod client;
 mod connection;
 mod directory;
@@ -63,6 +64,9 @@ enum Command {
     /// Manage keys in a vault and use them (encrypt, sign, wrap, ...).
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// Manage certificates in a vault (self-signed, CSR + merge, import).
+    #[command(subcommand)]
+    Certificate(certificate::CertificateCommand),
     /// Administer a node (runs next to its data, not through the API).
     #[command(subcommand)]
     Operator(operator::OperatorCommand),
@@ -145,6 +149,7 @@ fn main() -> ExitCode {
             }
             Command::Secret(cmd) => secret::run(cmd).await,
             Command::Key(cmd) => key::run(cmd).await,
+            Command::Certificate(cmd) => certificate::run(cmd).await,
             Command::Operator(cmd) => operator::run(cmd).await,
             Command::Vault(cmd) => vault::run(cmd).await,
             Command::Role(cmd) => role::run(cmd).await,

@@ -350,7 +350,7 @@ pub fn builtin_rules(tenant: &str) -> Vec<AlertRule> {
         ),
         rule(
             "purge-attempt",
-            &["SecretPurge", "VaultPurge"],
+            &["SecretPurge", "KeyPurge", "CertificatePurge", "VaultPurge"],
             None,
             0,
             None,

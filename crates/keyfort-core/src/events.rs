@@ -125,6 +125,9 @@ const EVENT_TYPES: &[&str] = &[
     "KeyNewVersionCreated",
     "KeyNearExpiry",
     "KeyExpired",
+    "CertificateNewVersionCreated",
+    "CertificateNearExpiry",
+    "CertificateExpired",
     "VaultChanged",
     "RoleAssignmentChanged",
 ];
@@ -380,7 +383,7 @@ impl Keyfort {
         }
     }
 
-    /// Scans every live vault's latest secret and key versions for expiry
+    /// Scans every live vault's latest secret, key and certificate versions for expiry
     /// events. A vault that fails is logged and skipped; the others still
     /// get theirs.
     pub async fn scan_expiry(&self, vault_url: impl Fn(&Vault) -> String) -> Result<()> {
@@ -388,7 +391,8 @@ impl Keyfort {
             let url = vault_url(&v);
             let scanned = async {
                 self.scan_vault_expiry(&v, &url, &self.secrets).await?;
-                self.scan_vault_expiry(&v, &url, &self.keys).await
+                self.scan_vault_expiry(&v, &url, &self.keys).await?;
+                self.scan_vault_expiry(&v, &url, &self.certificates).await
             };
             if let Err(e) = scanned.await {
                 tracing::warn!(vault = %v.name, error = %e, "expiry scan failed for a vault");

@@ -3,9 +3,8 @@
 //! module adds creating, importing and rotating key material, and the
 //! cryptographic operations (encrypt, decrypt, sign, verify, wrapKey,
 //! unwrapKey) under the rules Azure Key Vault applies: a disabled key does
-//! nothing, a key before `nbf` does nothing, an expired key only undoes
-//! (decrypt, unwrap, verify), and an operation missing from `key_ops` is
-//! refused.
+//! nothing, a key outside its `nbf`–`exp` window only undoes (decrypt,
+//! unwrap, verify), and an operation missing from `key_ops` is refused.
 
 use std::sync::Arc;
 
@@ -84,6 +83,16 @@ impl ObjectMeta for KeyMeta {
 /// The private key, as PKCS#8 DER (sealed at rest by the barrier).
 #[derive(Clone)]
 pub struct PrivateKey(Zeroizing<Vec<u8>>);
+
+impl PrivateKey {
+    pub fn from_der(der: &[u8]) -> Self {
+        PrivateKey(Zeroizing::new(der.to_vec()))
+    }
+
+    pub fn der(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 impl Serialize for PrivateKey {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -174,8 +183,9 @@ impl KeyOperation {
     }
 
     /// Operations that only undo (read old ciphertext, check old
-    /// signatures) stay allowed after a key expires.
-    fn allowed_after_expiry(self) -> bool {
+    /// signatures) stay allowed outside the key's nbf–exp window, as in
+    /// Azure: after expiry for old data, before nbf to test the key.
+    fn allowed_outside_validity(self) -> bool {
         matches!(
             self,
             KeyOperation::Decrypt | KeyOperation::Verify | KeyOperation::UnwrapKey
@@ -209,6 +219,16 @@ impl std::ops::Deref for Keys {
     fn deref(&self) -> &Self::Target {
         &self.objects
     }
+}
+
+/// Runs a key generation on the blocking pool: an RSA-4096 key takes a
+/// second or more of CPU, which would stall every request on a worker.
+pub async fn generate_off_runtime(
+    generate: impl FnOnce() -> std::result::Result<KeyMaterial, CryptoError> + Send + 'static,
+) -> std::result::Result<KeyMaterial, CryptoError> {
+    tokio::task::spawn_blocking(generate)
+        .await
+        .unwrap_or(Err(CryptoError::Failed))
 }
 
 /// Crypto errors that come from the caller's input are 400s with the
@@ -313,7 +333,7 @@ impl Keys {
                 generated,
             })
         };
-        let private = PrivateKey(Zeroizing::new(material.to_der().to_vec()));
+        let private = PrivateKey::from_der(material.to_der());
         let mut view = self.objects.add_version(vault, name, meta, private).await?;
         view.value = None; // the private half is never shown
         Ok(view)
@@ -328,7 +348,8 @@ impl Keys {
                 if req.crv.is_some() {
                     return Err(Error::bad("'crv' applies to EC keys, not RSA keys."));
                 }
-                KeyMaterial::generate_rsa(req.key_size.unwrap_or(2048), req.public_exponent)
+                let (bits, exponent) = (req.key_size.unwrap_or(2048), req.public_exponent);
+                generate_off_runtime(move || KeyMaterial::generate_rsa(bits, exponent)).await
             }
             "EC" => {
                 if req.key_size.is_some() || req.public_exponent.is_some() {
@@ -395,7 +416,7 @@ impl Keys {
                     .map_err(input_error)?
                     .key_size()
                     .unwrap_or(2048);
-                KeyMaterial::generate_rsa(bits, None)
+                generate_off_runtime(move || KeyMaterial::generate_rsa(bits, None)).await
             }
             Kty::Ec(curve) => KeyMaterial::generate_ec(curve),
         }
@@ -457,10 +478,10 @@ impl Keys {
         if !attrs.enabled {
             return Err(refused(op, "a disabled key", "KeyDisabled"));
         }
-        if attrs.nbf.is_some_and(|nbf| now < nbf) {
+        if attrs.nbf.is_some_and(|nbf| now < nbf) && !op.allowed_outside_validity() {
             return Err(refused(op, "a key that is not yet valid", "KeyNotYetValid"));
         }
-        if attrs.exp.is_some_and(|exp| now >= exp) && !op.allowed_after_expiry() {
+        if attrs.exp.is_some_and(|exp| now >= exp) && !op.allowed_outside_validity() {
             return Err(refused(op, "an expired key", "KeyExpired"));
         }
         if !view.meta.key_ops.iter().any(|o| o == op.name()) {
@@ -538,39 +559,81 @@ impl Keys {
         })
     }
 
-    /// A backup blob of every version, and the time of it remembered for
-    /// the advisor's "keys without a recent backup" check.
+    /// A backup blob of every version; which versions it holds is
+    /// remembered for the advisor's "keys without a backup" check.
     pub async fn backup(
         &self,
         vault: &Vault,
         name: &str,
         backup_key: &keyfort_crypto::SealingKey,
     ) -> Result<Vec<u8>> {
-        let blob = self.objects.backup(vault, name, backup_key).await?;
-        let key = backup_mark_key(vault, name);
-        let now = self.objects.now().to_string();
-        let sealed = self.barrier.seal(&key, now.as_bytes()).await?;
-        self.barrier
-            .commit(keyfort_store::Batch::new().put(key, sealed))
+        let (blob, versions) = self
+            .objects
+            .backup_versions(vault, name, backup_key)
             .await?;
+        self.mark_backed_up(vault, name, versions).await?;
         Ok(blob)
     }
 
-    /// When the key was last backed up, if ever.
-    pub async fn last_backup(&self, vault: &Vault, name: &str) -> Result<Option<i64>> {
-        let key = backup_mark_key(vault, name);
-        let Some(raw) = self.barrier.store().get(&key).await? else {
-            return Ok(None);
-        };
-        let plain = self.barrier.open(&key, &raw).await?;
-        Ok(std::str::from_utf8(&plain)
-            .ok()
-            .and_then(|s| s.parse().ok()))
+    /// Restores a backup blob; the restored versions exist in that blob.
+    pub async fn restore(
+        &self,
+        vault: &Vault,
+        blob: &[u8],
+        backup_key: &keyfort_crypto::SealingKey,
+    ) -> Result<KeyView> {
+        let view = self.objects.restore(vault, blob, backup_key).await?;
+        let versions = self.all_versions(vault, &view.name).await?;
+        let ids = versions.into_iter().map(|v| v.meta.version).collect();
+        self.mark_backed_up(vault, &view.name, ids).await?;
+        Ok(view)
     }
 
-    /// Live keys that hold material generated here after their last backup,
-    /// longer ago than `days`: losing this vault would lose them for good.
-    /// Returns (name, created time of the oldest unprotected version).
+    /// Adds `versions` to the key's set of backed-up versions.
+    async fn mark_backed_up(&self, vault: &Vault, name: &str, versions: Vec<String>) -> Result<()> {
+        let key = backup_mark_key(vault, name);
+        for _ in 0..5 {
+            let stored = self.barrier.get::<Vec<String>>(&key).await?;
+            let mut all: std::collections::BTreeSet<String> = versions.iter().cloned().collect();
+            let batch = match &stored {
+                Some(s) => {
+                    all.extend(s.value.iter().cloned());
+                    keyfort_store::Batch::new().expect_equals(key.clone(), s.raw.clone())
+                }
+                None => keyfort_store::Batch::new().expect_absent(key.clone()),
+            };
+            let all: Vec<String> = all.into_iter().collect();
+            let sealed = self.barrier.seal_json(&key, &all).await?;
+            match self.barrier.commit(batch.put(key.clone(), sealed)).await {
+                Err(Error::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Conflict(
+            "The key's backup record is being changed concurrently.".into(),
+        ))
+    }
+
+    async fn all_versions(&self, vault: &Vault, name: &str) -> Result<Vec<KeyView>> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .objects
+                .list_versions(vault, name, after.as_deref(), 25)
+                .await?;
+            out.extend(page.items);
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Live keys with a version generated here (created or rotated, not
+    /// imported) more than `days` ago that no backup holds: losing this
+    /// vault would lose them for good. Returns (name, created time of the
+    /// oldest such version).
     pub async fn without_recent_backup(
         &self,
         vault: &Vault,
@@ -582,28 +645,23 @@ impl Keys {
         loop {
             let page = self.objects.list(vault, after.as_deref(), 25).await?;
             for key in &page.items {
-                let since = self
-                    .last_backup(vault, &key.name)
+                let versions = match self.all_versions(vault, &key.name).await {
+                    Ok(v) => v,
+                    Err(Error::NotFound { .. }) => continue, // deleted meanwhile
+                    Err(e) => return Err(e),
+                };
+                let backed_up: Vec<String> = self
+                    .barrier
+                    .get::<Vec<String>>(&backup_mark_key(vault, &key.name))
                     .await?
-                    .unwrap_or(i64::MIN);
-                let mut oldest: Option<i64> = None;
-                let mut versions_after: Option<String> = None;
-                loop {
-                    let versions = self
-                        .objects
-                        .list_versions(vault, &key.name, versions_after.as_deref(), 25)
-                        .await?;
-                    for v in &versions.items {
-                        let created = v.meta.attributes.created;
-                        if v.meta.generated && created > since && created <= cutoff {
-                            oldest = Some(oldest.map_or(created, |o: i64| o.min(created)));
-                        }
-                    }
-                    match versions.next {
-                        Some(n) => versions_after = Some(n),
-                        None => break,
-                    }
-                }
+                    .map(|s| s.value)
+                    .unwrap_or_default();
+                let oldest = versions
+                    .iter()
+                    .filter(|v| v.meta.generated && v.meta.attributes.created <= cutoff)
+                    .filter(|v| !backed_up.contains(&v.meta.version))
+                    .map(|v| v.meta.attributes.created)
+                    .min();
                 if let Some(created) = oldest {
                     found.push((key.name.clone(), created));
                 }

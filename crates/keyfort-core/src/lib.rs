@@ -9,6 +9,7 @@ pub mod audit;
 pub mod authz;
 pub mod backup;
 pub mod barrier;
+pub mod certificates;
 pub mod clock;
 pub mod error;
 pub mod events;
@@ -28,6 +29,7 @@ pub use error::{Error, Result};
 
 use crate::authz::Authorizer;
 use crate::barrier::Barrier;
+use crate::certificates::Certificates;
 use crate::clock::Clock;
 use crate::identity::{Identity, IssuerSettings};
 use crate::keys::Keys;
@@ -43,6 +45,7 @@ pub struct Keyfort {
     pub authz: Authorizer,
     pub secrets: Secrets,
     pub keys: Keys,
+    pub certificates: Certificates,
     pub alerts: alerts::Alerts,
     /// How long before `exp` a near-expiry event fires (seconds).
     pub near_expiry_secs: std::sync::atomic::AtomicI64,
@@ -60,6 +63,7 @@ impl Keyfort {
         let authz = Authorizer::new(barrier.clone(), clock.clone());
         let secrets = Secrets::new(barrier.clone(), clock.clone());
         let keys = Keys::new(barrier.clone(), clock.clone());
+        let certificates = Certificates::new(barrier.clone(), clock.clone());
         let barrier_for_alerts = barrier.clone();
         Ok(Keyfort {
             clock,
@@ -69,6 +73,7 @@ impl Keyfort {
             authz,
             secrets,
             keys,
+            certificates,
             alerts: alerts::Alerts::new(barrier_for_alerts),
             near_expiry_secs: std::sync::atomic::AtomicI64::new(events::NEAR_EXPIRY_SECS),
         })
@@ -170,7 +175,7 @@ impl Keyfort {
         result
     }
 
-    /// The purge sweeper's pass: deleted vaults, secrets and keys whose
+    /// The purge sweeper's pass: deleted vaults, secrets, keys and certificates whose
     /// scheduled purge date has passed are removed. Returns how many.
     pub async fn sweep(&self) -> Result<usize> {
         let now = self.clock.now();
@@ -185,6 +190,7 @@ impl Keyfort {
                 None => {
                     purged += self.secrets.sweep(&vault).await?;
                     purged += self.keys.sweep(&vault).await?;
+                    purged += self.certificates.sweep(&vault).await?;
                 }
             }
         }

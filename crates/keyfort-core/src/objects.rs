@@ -150,6 +150,12 @@ pub type View<K> = ObjectView<<K as ObjectKind>::Meta, <K as ObjectKind>::Value>
 type VersionOf<K> = ObjectVersion<<K as ObjectKind>::Meta, <K as ObjectKind>::Value>;
 type HeadOf<K> = Head<<K as ObjectKind>::Meta>;
 
+/// A stored version read for its metadata only (serde skips the payload).
+#[derive(serde::Deserialize)]
+struct MetaOnly<M> {
+    meta: M,
+}
+
 /// The shared lifecycle of one kind of object.
 pub struct Objects<K: ObjectKind> {
     barrier: Arc<Barrier>,
@@ -274,7 +280,7 @@ impl<K: ObjectKind> Objects<K> {
 
     /// Creates a new version and makes it the latest. `meta` builds the new
     /// version's metadata from the time and the new version id.
-    pub async fn add_version(
+    pub(crate) async fn add_version(
         &self,
         vault: &Vault,
         name: &str,
@@ -334,7 +340,12 @@ impl<K: ObjectKind> Objects<K> {
     /// One version of a live object, payload included. `version` None means
     /// the latest. A soft-deleted object's versions are not readable until it
     /// is recovered.
-    pub async fn read(&self, vault: &Vault, name: &str, version: Option<&str>) -> Result<View<K>> {
+    pub(crate) async fn read(
+        &self,
+        vault: &Vault,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<View<K>> {
         Self::check_name(name)?;
         let head = self
             .live_head(vault, name)
@@ -421,9 +432,10 @@ impl<K: ObjectKind> Objects<K> {
             .ok_or_else(|| Self::not_found(name))?;
         let prefix = Self::versions_prefix(vault, &names::fold(name));
         let after = after.map(str::to_ascii_lowercase);
+        // Metadata only: the payload (a private key, say) is not decoded.
         let (rows, next) = self
             .barrier
-            .page::<VersionOf<K>>(&prefix, after.as_deref(), limit)
+            .page::<MetaOnly<K::Meta>>(&prefix, after.as_deref(), limit)
             .await?;
         let items = rows
             .into_iter()
@@ -635,6 +647,16 @@ impl<K: ObjectKind> Objects<K> {
         name: &str,
         backup_key: &keyfort_crypto::SealingKey,
     ) -> Result<Vec<u8>> {
+        Ok(self.backup_versions(vault, name, backup_key).await?.0)
+    }
+
+    /// A backup blob and the versions it holds.
+    pub async fn backup_versions(
+        &self,
+        vault: &Vault,
+        name: &str,
+        backup_key: &keyfort_crypto::SealingKey,
+    ) -> Result<(Vec<u8>, Vec<String>)> {
         Self::check_name(name)?;
         let head = self
             .live_head(vault, name)
@@ -650,13 +672,18 @@ impl<K: ObjectKind> Objects<K> {
                 versions.len()
             )));
         }
+        let ids = versions
+            .iter()
+            .map(|v| v.value.meta.version().to_owned())
+            .collect();
         let payload = BackupPayload {
             kind: K::NOUN.into(),
             name: head.value.name.clone(),
             latest: head.value.latest.version().to_owned(),
             versions: versions.into_iter().map(|s| s.value).collect(),
         };
-        backup::seal_blob(backup_key, &vault.tenant_id, &vault.location, &payload)
+        let blob = backup::seal_blob(backup_key, &vault.tenant_id, &vault.location, &payload)?;
+        Ok((blob, ids))
     }
 
     /// Restores a backup blob into `vault` under its original name.

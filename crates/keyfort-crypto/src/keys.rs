@@ -524,6 +524,41 @@ impl KeyMaterial {
         })
     }
 
+    /// Imports an unencrypted PKCS#8 private key whose kind is not known in
+    /// advance (from a PEM or PFX file): RSA of 2048, 3072 or 4096 bits, or
+    /// EC on P-256, P-384, P-521 or P-256K. The key is stored re-encoded as
+    /// the PKCS#8 v1 that aws-lc-rs emits.
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self, CryptoError> {
+        if let Ok(pair) = RsaKeyPair::from_pkcs8(der) {
+            let key = Self::from_der(KeyKind::Rsa, pair.as_der()?.as_ref())?;
+            return match key.key_size() {
+                Some(2048 | 3072 | 4096) => Ok(key),
+                bits => Err(CryptoError::Unsupported(format!(
+                    "RSA key size {} is not supported; use 2048, 3072 or 4096",
+                    bits.unwrap_or(0)
+                ))),
+            };
+        }
+        for curve in [Curve::P256, Curve::P384, Curve::P521, Curve::P256K] {
+            if let Ok(pair) = EcdsaKeyPair::from_pkcs8(curve.signing(), der) {
+                return Self::from_der(KeyKind::Ec(curve), pair.to_pkcs8v1()?.as_ref());
+            }
+        }
+        Err(bad(
+            "the private key is not an unencrypted PKCS#8 RSA (2048, 3072 or 4096 bits) \
+             or EC (P-256, P-384, P-521, P-256K) key",
+        ))
+    }
+
+    /// The public key as a DER X.509 SubjectPublicKeyInfo.
+    pub fn public_key_spki_der(&self) -> Result<Vec<u8>, CryptoError> {
+        let der = match &self.inner {
+            Inner::Rsa { signing, .. } => signing.public_key().as_der()?.as_ref().to_vec(),
+            Inner::Ec { signing, .. } => signing.public_key().as_der()?.as_ref().to_vec(),
+        };
+        Ok(der)
+    }
+
     pub fn kind(&self) -> KeyKind {
         match &self.inner {
             Inner::Rsa { .. } => KeyKind::Rsa,

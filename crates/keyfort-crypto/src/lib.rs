@@ -4,6 +4,7 @@
 //! X.509 generation from rcgen. Key material lives in types that zeroize on drop.
 
 pub mod aead;
+pub mod certs;
 pub mod digest;
 pub mod keys;
 pub mod password;

@@ -15,6 +15,7 @@ use keyfort_core::model::Vault;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
+use super::certificates;
 use super::objects::{
     Render, backup_reply, decode_b64url, no_content, paging, parse_attributes, parse_tags,
     required_str, restore_blob,
@@ -40,6 +41,8 @@ pub enum KeyOp {
     Recover(String),
     Purge(String),
     Crypto(String, Option<String>, KeyOperation),
+    /// Parts of the API this vault does not offer, named so the refusal is clear.
+    Unsupported(&'static str),
 }
 
 fn crypto_op(segment: &str) -> Option<KeyOperation> {
@@ -78,6 +81,9 @@ impl KeyOp {
             ("POST", ["keys", _, "rotate"]) => Rotate(s(1)),
             ("POST", ["keys", _, "backup"]) => Backup(s(1)),
             ("GET", ["keys", _, "versions"]) => ListVersions(s(1)),
+            (_, ["keys", _, "rotationpolicy"]) => Unsupported("Key rotation policies"),
+            ("POST", ["keys", _, _, "release"]) => Unsupported("Key release (exportable keys)"),
+            ("POST", ["rng"]) => Unsupported("Random bytes (a Managed HSM operation)"),
             ("GET", ["keys", _, _]) => Get(s(1), version(2)),
             ("PATCH", ["keys", _, _]) => Update(s(1), version(2)),
             ("POST", ["keys", _, _, op]) => {
@@ -99,7 +105,9 @@ impl KeyOp {
             Create(_) => a::CREATE,
             Import(_) => a::IMPORT,
             Rotate(_) => a::ROTATE,
-            Get(..) | List | ListVersions(_) | ListDeleted | GetDeleted(_) => a::READ,
+            Get(..) | List | ListVersions(_) | ListDeleted | GetDeleted(_) | Unsupported(_) => {
+                a::READ
+            }
             Update(..) => a::UPDATE,
             Delete(_) => a::DELETE,
             Backup(_) => a::BACKUP,
@@ -114,6 +122,20 @@ impl KeyOp {
                 KeyOperation::WrapKey => a::WRAP,
                 KeyOperation::UnwrapKey => a::UNWRAP,
             },
+        }
+    }
+
+    /// An action that also allows the operation: Azure lets `keys/read`
+    /// do what needs only the public half of an asymmetric key (encrypt,
+    /// wrap, verify), and every key here is asymmetric.
+    pub fn also_allowed_by(&self) -> Option<&'static str> {
+        match self {
+            KeyOp::Crypto(
+                _,
+                _,
+                KeyOperation::Encrypt | KeyOperation::WrapKey | KeyOperation::Verify,
+            ) => Some(keyfort_core::keys::actions::READ),
+            _ => None,
         }
     }
 
@@ -135,6 +157,7 @@ impl KeyOp {
             GetDeleted(_) => "KeyGetDeleted",
             Recover(_) => "KeyRecover",
             Purge(_) => "KeyPurge",
+            Unsupported(_) => "KeyUnsupported",
             Crypto(_, _, op) => match op {
                 KeyOperation::Encrypt => "KeyEncrypt",
                 KeyOperation::Decrypt => "KeyDecrypt",
@@ -170,7 +193,7 @@ impl KeyOp {
             | Recover(n)
             | Purge(n)
             | Crypto(n, _, _) => Some(n),
-            List | Restore | ListDeleted => None,
+            List | Restore | ListDeleted | Unsupported(_) => None,
         }
     }
 }
@@ -186,6 +209,11 @@ pub async fn run(
     let r = Render::new(state, vault, query)?;
     use KeyOp::*;
     Ok(match op {
+        Unsupported(what) => {
+            return Err(Error::bad(format!(
+                "{what} are not supported by this vault yet."
+            )));
+        }
         Create(name) => {
             let view = keys.create(vault, &name, parse_create(body)?).await?;
             new_version(&r, &view).await
@@ -198,11 +226,18 @@ pub async fn run(
             let view = keys.rotate(vault, &name).await?;
             new_version(&r, &view).await
         }
-        Get(name, version) => Json(bundle(
-            &r,
-            &keys.get(vault, &name, version.as_deref()).await?,
-        ))
-        .into_response(),
+        Get(name, version) => match keys.get(vault, &name, version.as_deref()).await {
+            Ok(view) => Json(bundle(&r, &view)).into_response(),
+            // A certificate's key: its public half.
+            Err(e) if certificates::is_not_found(&e) => {
+                match certificates::backing_key(state, &r, &name, version.as_deref()).await {
+                    Ok(v) => Json(v).into_response(),
+                    Err(other) if certificates::is_not_found(&other) => return Err(e),
+                    Err(other) => return Err(other),
+                }
+            }
+            Err(e) => return Err(e),
+        },
         Update(name, version) => {
             let req = parse_update(body)?;
             let view = keys.update(vault, &name, version.as_deref(), req).await?;
@@ -452,7 +487,14 @@ mod tests {
                 KeyOperation::UnwrapKey
             ))
         );
-        assert_eq!(p(Method::POST, "/keys/k/abc/release"), None);
+        assert_eq!(
+            p(Method::POST, "/keys/k/abc/release"),
+            Some(Unsupported("Key release (exportable keys)"))
+        );
+        assert_eq!(
+            p(Method::GET, "/keys/k/rotationpolicy"),
+            Some(Unsupported("Key rotation policies"))
+        );
         assert_eq!(
             p(Method::POST, "/deletedkeys/k/recover"),
             Some(Recover("k".into()))

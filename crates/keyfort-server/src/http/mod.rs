@@ -5,10 +5,12 @@
 //! - `/subscriptions/...`: the vault management API, shaped after ARM ([`management`]);
 //! - `/secrets...`, `/deletedsecrets...` on a vault host: the secrets API ([`secrets`]);
 //! - `/keys...`, `/deletedkeys...` on a vault host: the keys API ([`keys`]);
+//! - `/certificates...`, `/deletedcertificates...`: the certificates API ([`certificates`]);
 //! - `/_health`: an unauthenticated liveness probe, outside the audit layer.
 
 pub mod audit;
 pub mod body;
+pub mod certificates;
 pub mod directory;
 pub mod error;
 pub mod identity;

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
 use super::AppState;
+use super::certificates;
 use super::objects::{
     Render, backup_reply, no_content, optional_str, paging, parse_attributes, parse_tags,
     required_str, restore_blob,
@@ -151,8 +152,18 @@ pub async fn run(
         }
         Get(name, version) => {
             check_out_content_type(query)?;
-            let view = secrets.get(vault, &name, version.as_deref()).await?;
-            Json(bundle(&r, &view)).into_response()
+            match secrets.get(vault, &name, version.as_deref()).await {
+                Ok(view) => Json(bundle(&r, &view)).into_response(),
+                // A certificate's secret: its certificate and private key.
+                Err(e) if certificates::is_not_found(&e) => {
+                    match certificates::backing_secret(state, &r, &name, version.as_deref()).await {
+                        Ok(v) => Json(v).into_response(),
+                        Err(other) if certificates::is_not_found(&other) => return Err(e),
+                        Err(other) => return Err(other),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
         Update(name, version) => {
             let req = parse_update(body)?;

@@ -19,6 +19,7 @@ use keyfort_core::{Error, names};
 
 use super::AppState;
 use super::audit::AuditSlot;
+use super::certificates::CertOp;
 use super::error::ApiError;
 use super::keys::KeyOp;
 use super::rbac::RbacOp;
@@ -29,6 +30,7 @@ use super::secrets::SecretOp;
 pub enum VaultOp {
     Secret(SecretOp),
     Key(KeyOp),
+    Cert(CertOp),
     Rbac(RbacOp),
 }
 
@@ -39,6 +41,8 @@ pub struct Permission<'a> {
     pub object: Option<(&'a str, &'a str)>,
     /// Checked at the subscription, not the vault (tenant-wide changes).
     pub tenant_wide: bool,
+    /// Another data action that also grants the operation.
+    pub or_action: Option<&'static str>,
 }
 
 impl VaultOp {
@@ -49,6 +53,9 @@ impl VaultOp {
         if let Some(op) = KeyOp::parse(method, path) {
             return Ok(Some(VaultOp::Key(op)));
         }
+        if let Some(op) = CertOp::parse(method, path) {
+            return Ok(Some(VaultOp::Cert(op)));
+        }
         Ok(SecretOp::parse(method, path).map(VaultOp::Secret))
     }
 
@@ -56,6 +63,7 @@ impl VaultOp {
         match self {
             VaultOp::Secret(op) => op.audit_name(),
             VaultOp::Key(op) => op.audit_name(),
+            VaultOp::Cert(op) => op.audit_name(),
             VaultOp::Rbac(op) => op.audit_name(),
         }
     }
@@ -67,18 +75,28 @@ impl VaultOp {
                 action: op.action(),
                 object: op.object().map(|n| ("secrets", n)),
                 tenant_wide: false,
+                or_action: None,
             },
             VaultOp::Key(op) => Permission {
                 plane: Plane::Data,
                 action: op.action(),
                 object: op.object().map(|n| ("keys", n)),
                 tenant_wide: false,
+                or_action: op.also_allowed_by(),
+            },
+            VaultOp::Cert(op) => Permission {
+                plane: Plane::Data,
+                action: op.action(),
+                object: op.object().map(|n| ("certificates", n)),
+                tenant_wide: false,
+                or_action: None,
             },
             VaultOp::Rbac(op) => Permission {
                 plane: Plane::Control,
                 action: op.action(),
                 object: op.object(),
                 tenant_wide: op.tenant_wide(),
+                or_action: None,
             },
         }
     }
@@ -87,6 +105,7 @@ impl VaultOp {
         match self {
             VaultOp::Secret(op) => op.body_limit(),
             VaultOp::Key(op) => op.body_limit(),
+            VaultOp::Cert(op) => op.body_limit(),
             VaultOp::Rbac(_) => 64 * 1024,
         }
     }
@@ -103,11 +122,17 @@ async fn authorize(
             state.kf.authz.tenant_member(caller, &vault.tenant_id)
         }
         Plane::Data => {
-            state
-                .kf
-                .authz
-                .authorize(caller, vault, p.action, p.object)
-                .await
+            let authz = &state.kf.authz;
+            match (
+                authz.authorize(caller, vault, p.action, p.object).await,
+                p.or_action,
+            ) {
+                (Err(refused @ Error::Forbidden { .. }), Some(alternative)) => authz
+                    .authorize(caller, vault, alternative, p.object)
+                    .await
+                    .map_err(|_| refused),
+                (result, _) => result,
+            }
         }
         Plane::Control => {
             let chain = if p.tenant_wide {
@@ -251,6 +276,7 @@ async fn pipeline(
     let result = match op {
         VaultOp::Secret(op) => super::secrets::run(state, &vault, op, uri.query(), &body).await,
         VaultOp::Key(op) => super::keys::run(state, &vault, op, uri.query(), &body).await,
+        VaultOp::Cert(op) => super::certificates::run(state, &vault, op, uri.query(), &body).await,
         VaultOp::Rbac(op) => super::rbac::run(state, &vault, &grant, op, &body).await,
     };
     result.map_err(fail)

@@ -1,0 +1,757 @@
+//! Certificates: an X.509 certificate with its private key, issued in the
+//! vault (self-signed, or through a signing request that an outside CA
+//! answers and the caller merges) or imported (PEM or PKCS#12). The
+//! lifecycle is the one every object shares ([`crate::objects`]); each
+//! version keeps the policy it was issued under, and the latest version's
+//! policy is the certificate's. As in Azure, a certificate's key and secret
+//! are readable under the same name and version through the keys and
+//! secrets APIs ([`Certificates::backing`]).
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD as B64STD, URL_SAFE_NO_PAD as B64};
+use keyfort_crypto::CryptoError;
+use keyfort_crypto::certs::{self, CertRequest};
+use keyfort_crypto::keys::{Curve, Jwk, KeyMaterial};
+use keyfort_store::Batch;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::barrier::{Barrier, Stored};
+use crate::clock::Clock;
+use crate::keys::PrivateKey;
+use crate::model::{Attributes, Tags, Vault};
+pub use crate::objects::{AttributeChanges, Page};
+use crate::objects::{ObjectKind, ObjectMeta, ObjectView, Objects, check_tags};
+use crate::{Error, Result, names};
+
+/// Azure's data actions for certificates.
+pub mod actions {
+    pub const READ: &str = "Microsoft.KeyVault/vaults/certificates/read";
+    pub const CREATE: &str = "Microsoft.KeyVault/vaults/certificates/create/action";
+    pub const IMPORT: &str = "Microsoft.KeyVault/vaults/certificates/import/action";
+    pub const UPDATE: &str = "Microsoft.KeyVault/vaults/certificates/update/action";
+    pub const DELETE: &str = "Microsoft.KeyVault/vaults/certificates/delete";
+    pub const BACKUP: &str = "Microsoft.KeyVault/vaults/certificates/backup/action";
+    pub const RESTORE: &str = "Microsoft.KeyVault/vaults/certificates/restore/action";
+    pub const RECOVER: &str = "Microsoft.KeyVault/vaults/certificates/recover/action";
+    pub const PURGE: &str = "Microsoft.KeyVault/vaults/certificates/purge/action";
+}
+
+pub const PKCS12: &str = "application/x-pkcs12";
+pub const PEM: &str = "application/x-pem-file";
+
+/// The key of a certificate, as its policy describes it (Azure's `key_props`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct KeyProps {
+    #[serde(default = "yes")]
+    pub exportable: bool,
+    #[serde(default = "rsa")]
+    pub kty: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_size: Option<u32>,
+    #[serde(default)]
+    pub reuse_key: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn rsa() -> String {
+    "RSA".into()
+}
+fn pkcs12() -> String {
+    PKCS12.into()
+}
+fn twelve() -> u32 {
+    12
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SecretProps {
+    #[serde(rename = "contentType", default = "pkcs12")]
+    pub content_type: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Sans {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uris: Vec<String>,
+    #[serde(rename = "ipAddresses", default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_addresses: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct X509Props {
+    #[serde(default)]
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ekus: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sans: Option<Sans>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_usage: Vec<String>,
+    #[serde(default = "twelve")]
+    pub validity_months: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct IssuerParams {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cty: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_transparency: Option<bool>,
+}
+
+/// A certificate policy in Azure's wire shape (`CertificatePolicy`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CertPolicy {
+    pub key_props: KeyProps,
+    pub secret_props: SecretProps,
+    pub x509_props: X509Props,
+    /// Echoed as given: renewal is not automatic here (see the docs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lifetime_actions: Vec<serde_json::Value>,
+    pub issuer: IssuerParams,
+}
+
+/// Everything about one certificate version except its private key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CertMeta {
+    pub version: String,
+    pub attributes: Attributes,
+    pub tags: Option<Tags>,
+    /// SHA-1 thumbprint, base64url.
+    pub x5t: String,
+    /// The leaf certificate, DER, base64.
+    pub cer: String,
+    pub content_type: String,
+    pub policy: CertPolicy,
+    /// The public half of the certificate's key.
+    pub public: Jwk,
+    /// The chain above the leaf (DER, base64), for the secret's value.
+    #[serde(default)]
+    pub chain: Vec<String>,
+}
+
+impl ObjectMeta for CertMeta {
+    fn version(&self) -> &str {
+        &self.version
+    }
+    fn attributes(&self) -> &Attributes {
+        &self.attributes
+    }
+    fn attributes_mut(&mut self) -> &mut Attributes {
+        &mut self.attributes
+    }
+}
+
+/// Certificates as a kind of vault object. The sealed payload is the private key.
+pub struct CertKind;
+
+impl ObjectKind for CertKind {
+    type Meta = CertMeta;
+    type Value = PrivateKey;
+    const NOUN: &'static str = "certificate";
+    const TITLE: &'static str = "Certificate";
+    const COLLECTION: &'static str = "certificates";
+    const NOT_FOUND: &'static str = "CertificateNotFound";
+}
+
+pub type CertView = ObjectView<CertMeta, PrivateKey>;
+
+/// A certificate being issued: done at once for `Self`, waiting for a merge
+/// for `Unknown` (an outside CA signs the CSR).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CertOperation {
+    pub name: String,
+    pub issuer: IssuerParams,
+    /// The signing request, DER, base64.
+    pub csr: Option<String>,
+    /// `inProgress`, `completed` or `cancelled`.
+    pub status: String,
+    pub status_details: String,
+    pub request_id: String,
+    pub cancellation_requested: bool,
+    /// The version it produced, once completed.
+    pub target_version: Option<String>,
+    pub policy: CertPolicy,
+    pub tags: Option<Tags>,
+    pub enabled: Option<bool>,
+    /// The key the CSR was made with, until the merge (never shown).
+    pub pending_key: Option<PrivateKey>,
+}
+
+impl std::fmt::Debug for CertOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertOperation")
+            .field("name", &self.name)
+            .field("status", &self.status)
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct CreateCertificate {
+    pub policy: CertPolicy,
+    pub tags: Option<Tags>,
+    pub enabled: Option<bool>,
+}
+
+pub struct ImportCertificate {
+    /// PKCS#12 bytes, or the PEM text's bytes.
+    pub value: Zeroizing<Vec<u8>>,
+    pub password: Zeroizing<String>,
+    /// Only `secret_props`/`key_props`/`issuer` parts the caller gave.
+    pub policy: Option<CertPolicy>,
+    pub tags: Option<Tags>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Default)]
+pub struct UpdateCertificate {
+    pub enabled: Option<bool>,
+    pub tags: Option<Tags>,
+    pub policy: Option<CertPolicy>,
+}
+
+pub struct Certificates {
+    objects: Objects<CertKind>,
+    barrier: Arc<Barrier>,
+}
+
+impl std::ops::Deref for Certificates {
+    type Target = Objects<CertKind>;
+    fn deref(&self) -> &Self::Target {
+        &self.objects
+    }
+}
+
+fn input_error(e: CryptoError) -> Error {
+    match e {
+        CryptoError::Unsupported(m) | CryptoError::BadInput(m) => Error::bad(m),
+        other => other.into(),
+    }
+}
+
+fn op_key(vault: &Vault, name: &str) -> String {
+    format!("v/{}/certops/{}", vault.id, names::fold(name))
+}
+
+fn no_operation(name: &str) -> Error {
+    Error::not_found(
+        "PendingCertificateNotFound",
+        format!("Pending certificate not found: {}", names::printable(name)),
+    )
+}
+
+/// Checks a policy for what this vault can issue, and fills Azure's defaults.
+pub fn check_policy(policy: &mut CertPolicy, for_import: bool) -> Result<()> {
+    let kp = &mut policy.key_props;
+    match kp.kty.as_str() {
+        "RSA" => {
+            let size = *kp.key_size.get_or_insert(2048);
+            if ![2048, 3072, 4096].contains(&size) {
+                return Err(Error::bad(format!(
+                    "key_props.key_size {size} is not supported: use 2048, 3072 or 4096."
+                )));
+            }
+            if kp.crv.is_some() {
+                return Err(Error::bad(
+                    "key_props.crv applies to EC keys, not RSA keys.",
+                ));
+            }
+        }
+        "EC" => {
+            let crv = kp.crv.get_or_insert_with(|| "P-256".into());
+            if !["P-256", "P-384", "P-521"].contains(&crv.as_str()) {
+                return Err(Error::bad(format!(
+                    "key_props.crv '{}' is not supported for certificates: use P-256, P-384 or P-521.",
+                    names::printable(crv)
+                )));
+            }
+        }
+        other => {
+            return Err(Error::bad(format!(
+                "key_props.kty '{}' is not supported: this vault is Standard, so use RSA or EC.",
+                names::printable(other)
+            )));
+        }
+    }
+    if ![PKCS12, PEM].contains(&policy.secret_props.content_type.as_str()) {
+        return Err(Error::bad(format!(
+            "secret_props.contentType '{}' is not supported: use {PKCS12} or {PEM}.",
+            names::printable(&policy.secret_props.content_type)
+        )));
+    }
+    if for_import {
+        return Ok(());
+    }
+    let x = &policy.x509_props;
+    if !(1..=1200).contains(&x.validity_months) {
+        return Err(Error::bad(
+            "x509_props.validity_months must be between 1 and 1200.",
+        ));
+    }
+    let has_sans = x.sans.as_ref().is_some_and(|s| {
+        !(s.dns_names.is_empty()
+            && s.emails.is_empty()
+            && s.upns.is_empty()
+            && s.uris.is_empty()
+            && s.ip_addresses.is_empty())
+    });
+    if x.subject.trim().is_empty() && !has_sans {
+        return Err(Error::bad(
+            "The policy needs x509_props.subject or x509_props.sans.",
+        ));
+    }
+    match policy.issuer.name.to_ascii_lowercase().as_str() {
+        "self" | "unknown" => Ok(()),
+        _ => Err(Error::bad(format!(
+            "Issuer '{}' is not supported: use 'Self' (issued here) or 'Unknown' (you merge what your CA signs). Certificate issuer objects are not supported.",
+            names::printable(&policy.issuer.name)
+        ))),
+    }
+}
+
+fn new_key(kp: &KeyProps) -> Result<KeyMaterial> {
+    match (kp.kty.as_str(), kp.crv.as_deref()) {
+        ("EC", Some(crv)) => {
+            let curve = Curve::parse(crv).ok_or_else(|| Error::bad("unknown curve"))?;
+            KeyMaterial::generate_ec(curve)
+        }
+        _ => KeyMaterial::generate_rsa(kp.key_size.unwrap_or(2048), None),
+    }
+    .map_err(input_error)
+}
+
+fn request(policy: &CertPolicy, now: i64) -> CertRequest {
+    let x = &policy.x509_props;
+    let sans = x.sans.clone().unwrap_or_default();
+    CertRequest {
+        subject: x.subject.clone(),
+        dns_names: sans.dns_names,
+        emails: sans.emails,
+        upns: sans.upns,
+        uris: sans.uris,
+        ip_addresses: sans.ip_addresses,
+        ekus: x.ekus.clone(),
+        key_usage: x.key_usage.clone(),
+        validity_months: x.validity_months,
+        not_before: now,
+    }
+}
+
+/// What a new version is issued under besides its certificate and key.
+struct Issue<'a> {
+    policy: &'a CertPolicy,
+    tags: Option<Tags>,
+    enabled: Option<bool>,
+}
+
+/// A new version's metadata from its certificate chain (leaf first).
+fn meta_for(
+    version: String,
+    now: i64,
+    chain: &[Vec<u8>],
+    key: &KeyMaterial,
+    issue: &Issue,
+) -> Result<CertMeta> {
+    let (leaf, rest) = chain
+        .split_first()
+        .ok_or_else(|| Error::bad("No certificate was given."))?;
+    let info = certs::inspect(leaf).map_err(input_error)?;
+    Ok(CertMeta {
+        version,
+        attributes: Attributes {
+            enabled: issue.enabled.unwrap_or(true),
+            nbf: Some(info.not_before),
+            exp: Some(info.not_after),
+            created: now,
+            updated: now,
+        },
+        tags: issue.tags.clone(),
+        x5t: B64.encode(&info.thumbprint_sha1),
+        cer: B64STD.encode(leaf),
+        content_type: issue.policy.secret_props.content_type.clone(),
+        policy: issue.policy.clone(),
+        public: key.public_jwk(),
+        chain: rest.iter().map(|c| B64STD.encode(c)).collect(),
+    })
+}
+
+/// The policy Azure reports for an imported certificate: what the
+/// certificate says, with the caller's secret and key choices.
+fn policy_from_certificate(
+    leaf: &[u8],
+    key: &KeyMaterial,
+    given: Option<CertPolicy>,
+) -> Result<CertPolicy> {
+    let info = certs::inspect(leaf).map_err(input_error)?;
+    let jwk = key.public_jwk();
+    let months = ((info.not_after - info.not_before) / (30 * crate::clock::DAY)).max(1) as u32;
+    let mut policy = CertPolicy {
+        key_props: KeyProps {
+            exportable: true,
+            kty: jwk.kty.clone().unwrap_or_else(rsa),
+            key_size: key.key_size(),
+            reuse_key: false,
+            crv: jwk.crv.clone(),
+        },
+        secret_props: SecretProps {
+            content_type: PKCS12.into(),
+        },
+        x509_props: X509Props {
+            subject: info.subject.clone(),
+            ekus: Vec::new(),
+            sans: (!info.dns_names.is_empty()).then(|| Sans {
+                dns_names: info.dns_names.clone(),
+                ..Default::default()
+            }),
+            key_usage: Vec::new(),
+            validity_months: months,
+        },
+        lifetime_actions: Vec::new(),
+        issuer: IssuerParams {
+            name: "Unknown".into(),
+            cty: None,
+            cert_transparency: None,
+        },
+    };
+    if let Some(given) = given {
+        policy.secret_props = given.secret_props;
+        policy.lifetime_actions = given.lifetime_actions;
+    }
+    Ok(policy)
+}
+
+/// A certificate's secret value in its content type: PEM text, or a
+/// password-less PKCS#12 file in base64, as Azure returns it.
+pub fn secret_value(meta: &CertMeta, key: &PrivateKey) -> Result<Zeroizing<String>> {
+    let material = KeyMaterial::from_pkcs8(key.der()).map_err(input_error)?;
+    let mut chain = vec![B64STD.decode(&meta.cer).map_err(|_| corrupt())?];
+    for c in &meta.chain {
+        chain.push(B64STD.decode(c).map_err(|_| corrupt())?);
+    }
+    if meta.content_type == PEM {
+        Ok(certs::to_pem(&material, &chain))
+    } else {
+        let pfx = certs::to_pkcs12(&material, &chain).map_err(input_error)?;
+        Ok(Zeroizing::new(B64STD.encode(&*pfx)))
+    }
+}
+
+fn corrupt() -> Error {
+    Error::Internal("a stored certificate does not decode".into())
+}
+
+impl Certificates {
+    pub fn new(barrier: Arc<Barrier>, clock: Arc<dyn Clock>) -> Self {
+        Certificates {
+            objects: Objects::new(barrier.clone(), clock),
+            barrier,
+        }
+    }
+
+    async fn add(
+        &self,
+        vault: &Vault,
+        name: &str,
+        key: &KeyMaterial,
+        chain: &[Vec<u8>],
+        issue: Issue<'_>,
+    ) -> Result<CertView> {
+        check_tags("certificate", issue.tags.as_ref())?;
+        let meta = |now, version| meta_for(version, now, chain, key, &issue);
+        let private = PrivateKey::from_der(key.to_der());
+        let mut view = self.objects.add_version(vault, name, meta, private).await?;
+        view.value = None;
+        Ok(view)
+    }
+
+    async fn read_operation(
+        &self,
+        vault: &Vault,
+        name: &str,
+    ) -> Result<Option<Stored<CertOperation>>> {
+        self.barrier.get(&op_key(vault, name)).await
+    }
+
+    async fn save_operation(
+        &self,
+        vault: &Vault,
+        op: &CertOperation,
+        previous: Option<&Stored<CertOperation>>,
+    ) -> Result<()> {
+        let key = op_key(vault, &op.name);
+        let batch = match previous {
+            Some(p) => Batch::new().expect_equals(key.clone(), p.raw.clone()),
+            None => Batch::new().expect_absent(key.clone()),
+        };
+        let sealed = self.barrier.seal_json(&key, op).await?;
+        self.barrier.commit(batch.put(key, sealed)).await
+    }
+
+    /// Starts issuing a certificate. `Self` completes at once; `Unknown`
+    /// leaves a CSR waiting for [`Certificates::merge`].
+    pub async fn create(
+        &self,
+        vault: &Vault,
+        name: &str,
+        mut req: CreateCertificate,
+    ) -> Result<CertOperation> {
+        Objects::<CertKind>::check_name(name)?;
+        check_policy(&mut req.policy, false)?;
+        check_tags("certificate", req.tags.as_ref())?;
+        let previous = self.read_operation(vault, name).await?;
+        if previous
+            .as_ref()
+            .is_some_and(|p| p.value.status == "inProgress")
+        {
+            return Err(Error::Conflict(format!(
+                "Certificate {} has a pending operation; merge or cancel it first.",
+                names::printable(name)
+            )));
+        }
+        let now = self.objects.now();
+        // `reuse_key` renews with the latest version's key.
+        let key = match self.objects.read(vault, name, None).await {
+            Ok(latest) if req.policy.key_props.reuse_key => {
+                KeyMaterial::from_pkcs8(latest.value.as_ref().expect("read").der())
+                    .map_err(input_error)?
+            }
+            _ => new_key(&req.policy.key_props)?,
+        };
+        let cert_request = request(&req.policy, now);
+        let mut op = CertOperation {
+            name: name.to_owned(),
+            issuer: req.policy.issuer.clone(),
+            csr: None,
+            status: "inProgress".into(),
+            status_details:
+                "Pending certificate created. Please Perform Merge to complete the request.".into(),
+            request_id: keyfort_crypto::random::hex_id(),
+            cancellation_requested: false,
+            target_version: None,
+            policy: req.policy.clone(),
+            tags: req.tags.clone(),
+            enabled: req.enabled,
+            pending_key: None,
+        };
+        if req.policy.issuer.name.eq_ignore_ascii_case("self") {
+            let cert = certs::self_signed(&key, &cert_request).map_err(input_error)?;
+            let issue = Issue {
+                policy: &req.policy,
+                tags: req.tags,
+                enabled: req.enabled,
+            };
+            let view = self.add(vault, name, &key, &[cert], issue).await?;
+            op.status = "completed".into();
+            op.status_details = String::new();
+            op.target_version = Some(view.meta.version.clone());
+        } else {
+            let csr = certs::csr(&key, &cert_request).map_err(input_error)?;
+            op.csr = Some(B64STD.encode(csr));
+            op.pending_key = Some(PrivateKey::from_der(key.to_der()));
+        }
+        self.save_operation(vault, &op, previous.as_ref()).await?;
+        Ok(op)
+    }
+
+    /// The certificate's current or last operation.
+    pub async fn operation(&self, vault: &Vault, name: &str) -> Result<CertOperation> {
+        Objects::<CertKind>::check_name(name)?;
+        self.read_operation(vault, name)
+            .await?
+            .map(|s| s.value)
+            .ok_or_else(|| no_operation(name))
+    }
+
+    /// Asks a pending operation to stop: its key is dropped.
+    pub async fn cancel_operation(&self, vault: &Vault, name: &str) -> Result<CertOperation> {
+        let stored = self
+            .read_operation(vault, name)
+            .await?
+            .ok_or_else(|| no_operation(name))?;
+        let mut op = stored.value.clone();
+        if op.status == "inProgress" {
+            op.cancellation_requested = true;
+            op.status = "cancelled".into();
+            op.status_details = "The operation was cancelled.".into();
+            op.pending_key = None;
+            self.save_operation(vault, &op, Some(&stored)).await?;
+        }
+        Ok(op)
+    }
+
+    /// Deletes the operation record (a pending key with it).
+    pub async fn delete_operation(&self, vault: &Vault, name: &str) -> Result<CertOperation> {
+        let stored = self
+            .read_operation(vault, name)
+            .await?
+            .ok_or_else(|| no_operation(name))?;
+        let batch = Batch::new()
+            .expect_equals(stored.key.clone(), stored.raw.clone())
+            .delete(stored.key.clone());
+        self.barrier.commit(batch).await?;
+        Ok(stored.value)
+    }
+
+    /// Completes an `Unknown`-issuer operation with the certificate (and
+    /// chain) the CA signed; its public key must be the CSR's.
+    pub async fn merge(
+        &self,
+        vault: &Vault,
+        name: &str,
+        x5c: Vec<Vec<u8>>,
+        tags: Option<Tags>,
+        enabled: Option<bool>,
+    ) -> Result<CertView> {
+        let stored = self
+            .read_operation(vault, name)
+            .await?
+            .ok_or_else(|| no_operation(name))?;
+        let op = stored.value.clone();
+        let (Some(pending), "inProgress") = (&op.pending_key, op.status.as_str()) else {
+            return Err(Error::bad(format!(
+                "Certificate {} has no pending signing request to merge.",
+                names::printable(name)
+            )));
+        };
+        let key = KeyMaterial::from_pkcs8(pending.der()).map_err(input_error)?;
+        let leaf = x5c
+            .first()
+            .ok_or_else(|| Error::bad("'x5c' must hold at least the signed certificate."))?;
+        if !certs::public_key_matches(leaf, &key).map_err(input_error)? {
+            return Err(Error::bad(
+                "The certificate's public key is not the key of the pending signing request.",
+            ));
+        }
+        let issue = Issue {
+            policy: &op.policy,
+            tags: tags.or(op.tags.clone()),
+            enabled: enabled.or(op.enabled),
+        };
+        let view = self.add(vault, name, &key, &x5c, issue).await?;
+        let done = CertOperation {
+            status: "completed".into(),
+            status_details: String::new(),
+            target_version: Some(view.meta.version.clone()),
+            pending_key: None,
+            ..op
+        };
+        self.save_operation(vault, &done, Some(&stored)).await?;
+        Ok(view)
+    }
+
+    /// Imports a certificate with its private key (PKCS#12 or PEM).
+    pub async fn import(
+        &self,
+        vault: &Vault,
+        name: &str,
+        req: ImportCertificate,
+    ) -> Result<CertView> {
+        Objects::<CertKind>::check_name(name)?;
+        let pem = req.value.starts_with(b"-----");
+        let (key, chain) = if pem {
+            let text = std::str::from_utf8(&req.value)
+                .map_err(|_| Error::bad("The PEM text is not UTF-8."))?;
+            certs::from_pem(text)
+        } else {
+            certs::from_pkcs12(&req.value, &req.password)
+        }
+        .map_err(input_error)?;
+        let leaf = chain
+            .first()
+            .ok_or_else(|| Error::bad("The file holds no certificate."))?;
+        let mut policy = policy_from_certificate(leaf, &key, req.policy)?;
+        if req.value.starts_with(b"-----") && policy.secret_props.content_type == PKCS12 {
+            // A PEM import keeps PEM unless the policy asks otherwise.
+            policy.secret_props.content_type = PEM.into();
+        }
+        check_policy(&mut policy, true)?;
+        let issue = Issue {
+            policy: &policy,
+            tags: req.tags,
+            enabled: req.enabled,
+        };
+        self.add(vault, name, &key, &chain, issue).await
+    }
+
+    /// A version's certificate and metadata (never its private key).
+    pub async fn get(&self, vault: &Vault, name: &str, version: Option<&str>) -> Result<CertView> {
+        let mut view = self.objects.read(vault, name, version).await?;
+        view.value = None;
+        Ok(view)
+    }
+
+    /// A version with its private key, for the backing secret and key.
+    pub async fn backing(
+        &self,
+        vault: &Vault,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<CertView> {
+        self.objects.read(vault, name, version).await
+    }
+
+    /// Changes `enabled`, tags, or (on the latest version) the policy.
+    /// `nbf` and `exp` come from the certificate and cannot be changed.
+    pub async fn update(
+        &self,
+        vault: &Vault,
+        name: &str,
+        version: Option<&str>,
+        mut req: UpdateCertificate,
+    ) -> Result<CertView> {
+        check_tags("certificate", req.tags.as_ref())?;
+        if let Some(p) = req.policy.as_mut() {
+            check_policy(p, false)?;
+        }
+        let changes = AttributeChanges {
+            enabled: req.enabled,
+            ..Default::default()
+        };
+        let edit = |meta: &mut CertMeta| {
+            if req.tags.is_some() {
+                meta.tags = req.tags.clone();
+            }
+            if let Some(p) = &req.policy {
+                meta.policy = p.clone();
+            }
+            Ok(())
+        };
+        self.objects
+            .update(vault, name, version, &changes, edit)
+            .await
+    }
+
+    /// The latest version's policy.
+    pub async fn policy(&self, vault: &Vault, name: &str) -> Result<CertPolicy> {
+        Ok(self.objects.head(vault, name).await?.meta.policy)
+    }
+
+    /// Replaces the policy (on the latest version) with `policy`.
+    pub async fn set_policy(
+        &self,
+        vault: &Vault,
+        name: &str,
+        policy: CertPolicy,
+    ) -> Result<CertPolicy> {
+        let req = UpdateCertificate {
+            policy: Some(policy),
+            ..Default::default()
+        };
+        Ok(self.update(vault, name, None, req).await?.meta.policy)
+    }
+}

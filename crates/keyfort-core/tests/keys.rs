@@ -1,0 +1,165 @@
+//! Keys through the service, with a clock the test moves: which operations
+//! a key's state allows, and which keys the advisor says need a backup.
+
+use std::sync::Arc;
+
+use keyfort_core::barrier::Barrier;
+use keyfort_core::clock::{DAY, ManualClock};
+use keyfort_core::identity::IssuerSettings;
+use keyfort_core::keys::{CreateKey, KeyOperation, UpdateKey};
+use keyfort_core::model::Vault;
+use keyfort_core::objects::AttributeChanges;
+use keyfort_core::vaults::NewVault;
+use keyfort_core::{Error, Keyfort};
+use keyfort_crypto::SealingKey;
+use keyfort_store::sqlite::SqliteStore;
+
+async fn fixture() -> (Keyfort, Arc<ManualClock>, Vault, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
+    let clock = Arc::new(ManualClock::default());
+    let barrier = Arc::new(Barrier::new(store, SealingKey::generate()));
+    let issuer = IssuerSettings {
+        base: "https://localhost:1".into(),
+        audiences: vec!["https://vault.localhost:1".into()],
+        token_lifetime: 3600,
+    };
+    let kf = Keyfort::open(barrier, clock.clone(), issuer).await.unwrap();
+    let vault = kf
+        .vaults
+        .create(NewVault {
+            name: "keys-a".into(),
+            tenant_id: "t1".into(),
+            subscription_id: "sub-t1".into(),
+            resource_group: "rg".into(),
+            location: "local".into(),
+            retention_days: 7,
+            purge_protection: false,
+            tags: Default::default(),
+        })
+        .await
+        .unwrap();
+    (kf, clock, vault, dir)
+}
+
+fn ec(nbf: Option<i64>, exp: Option<i64>) -> CreateKey {
+    CreateKey {
+        kty: "EC".into(),
+        attributes: AttributeChanges {
+            nbf: nbf.map(Some),
+            exp: exp.map(Some),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn inner(e: Error) -> Option<&'static str> {
+    e.inner_code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keys_state_decides_what_it_may_do() {
+    let (kf, clock, v, _dir) = fixture().await;
+    let keys = &kf.keys;
+    let now = keyfort_core::clock::Clock::now(&*clock);
+    let digest = [7u8; 32];
+    let sign = |name: &'static str| {
+        let v = v.clone();
+        let kf = &kf;
+        async move {
+            kf.keys
+                .operate(&v, name, None, KeyOperation::Sign, "ES256", &digest)
+                .await
+        }
+    };
+
+    // Valid now: signs, and the signature verifies.
+    keys.create(&v, "live", ec(None, None)).await.unwrap();
+    let sig = sign("live").await.unwrap();
+    let ok = keys
+        .verify(&v, "live", None, "ES256", &digest, &sig.result)
+        .await
+        .unwrap();
+    assert!(ok.valid);
+
+    // Before nbf and after exp, only undoing works (verify here).
+    keys.create(&v, "later", ec(Some(now + DAY), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        inner(sign("later").await.err().unwrap()),
+        Some("KeyNotYetValid")
+    );
+    keys.create(&v, "old", ec(None, Some(now + 10)))
+        .await
+        .unwrap();
+    let old_sig = sign("old").await.unwrap();
+    clock.advance(20);
+    assert_eq!(inner(sign("old").await.err().unwrap()), Some("KeyExpired"));
+    let checked = keys
+        .verify(&v, "old", None, "ES256", &digest, &old_sig.result)
+        .await
+        .unwrap();
+    assert!(
+        checked.valid,
+        "an expired key still verifies old signatures"
+    );
+
+    // Disabled: nothing at all; key_ops: only what they list.
+    let disable = UpdateKey {
+        attributes: AttributeChanges {
+            enabled: Some(false),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    keys.update(&v, "live", None, disable).await.unwrap();
+    assert_eq!(
+        inner(sign("live").await.err().unwrap()),
+        Some("KeyDisabled")
+    );
+    let verify_only = UpdateKey {
+        key_ops: Some(vec!["verify".into()]),
+        attributes: AttributeChanges {
+            enabled: Some(true),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    keys.update(&v, "live", None, verify_only).await.unwrap();
+    assert_eq!(
+        inner(sign("live").await.err().unwrap()),
+        Some("KeyOperationForbidden")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_advisor_counts_versions_no_backup_holds() {
+    let (kf, clock, v, _dir) = fixture().await;
+    let keys = &kf.keys;
+    let backup_key = SealingKey::generate();
+    let names = |found: Vec<(String, i64)>| found.into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+
+    keys.create(&v, "made-here", ec(None, None)).await.unwrap();
+    assert!(
+        names(keys.without_recent_backup(&v, 30).await.unwrap()).is_empty(),
+        "not due yet"
+    );
+    clock.advance(31 * DAY);
+    assert_eq!(
+        names(keys.without_recent_backup(&v, 30).await.unwrap()),
+        ["made-here"]
+    );
+
+    keys.backup(&v, "made-here", &backup_key).await.unwrap();
+    assert!(names(keys.without_recent_backup(&v, 30).await.unwrap()).is_empty());
+
+    // A rotation in the same second as the backup is still new material.
+    keys.rotate(&v, "made-here").await.unwrap();
+    assert!(
+        names(keys.without_recent_backup(&v, 0).await.unwrap()).contains(&"made-here".to_owned())
+    );
+    keys.backup(&v, "made-here", &backup_key).await.unwrap();
+    assert!(names(keys.without_recent_backup(&v, 0).await.unwrap()).is_empty());
+}
