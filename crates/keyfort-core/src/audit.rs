@@ -10,6 +10,12 @@
 //! too. Under heavy load checkpoints are paced (at most one per
 //! `checkpoint_spacing`): each costs an RSA signature and a store write. [`verify`] finds the first record where an edit, a deletion, a
 //! reordering or a truncation breaks the chain.
+//!
+//! A request already running when the sinks fail has done its work: its
+//! record is held, kept in the store ([`keep_held`], under
+//! `sys/auditheld/`) before the request answers, and chained first once a
+//! sink takes records again, or at the next start-up after a crash
+//! ([`Auditor::resume_held`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -17,9 +23,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use serde::Serialize;
+use keyfort_store::Batch;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::barrier::Barrier;
 use crate::clock::Clock;
 use crate::{Error, Result};
 
@@ -94,6 +102,12 @@ struct Chained<'a> {
 /// Where records go.
 pub trait AuditSink: Send + Sync {
     fn write_line(&self, line: &[u8]) -> std::io::Result<()>;
+
+    /// Makes the lines written so far durable (the file: fsync). Asked of
+    /// the first sink before the store lets go of held records just chained.
+    fn sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Appends JSON lines to a file (mode 0600), rotating it by size: the full
@@ -203,6 +217,11 @@ impl FileSink {
         // After the highest rotated number, so an archived (removed) older
         // file never makes a rename overwrite a newer one.
         let next = rotated_numbers(&self.path).into_iter().max().unwrap_or(0) + 1;
+        // The full file is synced before it is set aside: a later `sync`
+        // reaches only the new one, and held records chained just before the
+        // rotation must be on disk before the store lets go of them. Best
+        // effort: a file that cannot be synced still rotates.
+        let _ = state.0.sync_data();
         std::fs::rename(
             &self.path,
             self.path.with_file_name(format!(
@@ -236,6 +255,26 @@ impl AuditSink for FileSink {
         }
         state.1 += line.len() as u64;
         Ok(())
+    }
+
+    fn sync(&self) -> std::io::Result<()> {
+        let state = self
+            .file
+            .lock()
+            .map_err(|_| std::io::Error::other("audit file lock poisoned"))?;
+        match state.0.sync_data() {
+            // A file that cannot be synced (a pipe, a character device)
+            // holds what it was given as much as it ever will.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported
+                ) =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
     }
 }
 
@@ -272,13 +311,57 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 type Sign = Box<dyn Fn(&Value) -> Option<String> + Send + Sync>;
 type Persist = Box<dyn Fn(u64, String) + Send + Sync>;
+/// Keeps a held record durably (the store); `Ok` only once it is.
+pub type SaveHeld = Box<dyn Fn(&HeldRecord) -> Result<()> + Send + Sync>;
+/// Removes held records (by id) from where [`SaveHeld`] kept them.
+pub type ForgetHeld = Box<dyn Fn(&[u64]) -> Result<()> + Send + Sync>;
+
+struct Holding {
+    save: SaveHeld,
+    forget: ForgetHeld,
+}
+
+/// The record of a request that ran while no sink could take it, as kept in
+/// the store until it is chained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldRecord {
+    /// Orders held records: ids grow in the order records are held, and
+    /// across restarts (a start-up continues after the highest one kept).
+    pub id: u64,
+    /// The chain's (sequence, hash) when the record was held: it is chained
+    /// somewhere after that record.
+    pub after: (u64, String),
+    /// The record as it will be chained (an [`AuditRecord`] as JSON, with
+    /// its "Recorded late" note), without `sequence`, `previousHash`, `hash`.
+    pub record: Value,
+}
+
+/// How many held records a start-up found, and what became of them.
+#[derive(Debug, Default, PartialEq)]
+pub struct ResumedHeld {
+    /// Already in the log (chained before the crash, not yet forgotten by
+    /// the store): forgotten, not chained again.
+    pub already_in_log: usize,
+    /// Chained now, first after the last record on disk.
+    pub chained: usize,
+    /// Not chainable now (no sink takes records): still held, and requests
+    /// are refused until they are chained.
+    pub still_held: usize,
+}
 
 struct Chain {
     sequence: u64,
     head: String,
     /// Records of requests that ran but whose record no sink took: they are
     /// chained first, in order, as soon as the sinks work again.
-    held: Vec<AuditRecord>,
+    held: Vec<HeldRecord>,
+    next_held_id: u64,
+    /// Held records now chained (in the file) that the store still keeps:
+    /// it lets go of them once the file has them durably.
+    unforgotten: Vec<u64>,
+    /// After a failed attempt to forget, when to try again.
+    forget_retry: Option<std::time::Instant>,
     /// A checkpoint came due but could not be written: it is written before
     /// the next record.
     checkpoint_owed: bool,
@@ -300,6 +383,7 @@ pub struct Auditor {
     checkpoint_spacing: std::time::Duration,
     signer: OnceLock<Sign>,
     persist_head: OnceLock<Persist>,
+    holding: OnceLock<Holding>,
     healthy: AtomicBool,
 }
 
@@ -313,6 +397,9 @@ impl Auditor {
                 sequence,
                 head,
                 held: Vec::new(),
+                next_held_id: 0,
+                unforgotten: Vec::new(),
+                forget_retry: None,
                 checkpoint_owed: false,
                 since_checkpoint: 0,
                 last_checkpoint: None,
@@ -321,6 +408,7 @@ impl Auditor {
             checkpoint_spacing: std::time::Duration::from_millis(250),
             signer: OnceLock::new(),
             persist_head: OnceLock::new(),
+            holding: OnceLock::new(),
             healthy: AtomicBool::new(true),
         }
     }
@@ -351,6 +439,61 @@ impl Auditor {
         let _ = self.persist_head.set(persist);
     }
 
+    /// Where held records are kept while they wait (the store): `save` runs
+    /// before [`Auditor::record`] returns the error of a record it holds,
+    /// and `forget` once held records are in the file and synced. Without
+    /// it (or when `save` fails) held records are kept in memory only, and a
+    /// crash before the sinks recover loses them.
+    pub fn set_holding(&self, save: SaveHeld, forget: ForgetHeld) {
+        let _ = self.holding.set(Holding { save, forget });
+    }
+
+    /// At start-up, before any request and after [`Auditor::set_holding`]:
+    /// takes the held records an earlier run kept in the store (`held`) and
+    /// chains them first, in the order they were held. The log at `log` is
+    /// read back from the record the oldest was held after: one it already
+    /// holds (that run chained it, then stopped before the store let go of
+    /// it) is only forgotten, never written twice. What cannot be chained
+    /// now stays held, and requests are refused until it is.
+    pub fn resume_held(&self, log: &Path, mut held: Vec<HeldRecord>) -> ResumedHeld {
+        held.sort_by_key(|h| h.id);
+        held.retain(|h| {
+            // Not one of ours: left in the store for an operator to look at.
+            let ours = h.record.is_object();
+            if !ours {
+                tracing::error!(
+                    id = h.id,
+                    "a held audit record in the store is not a record; it is left there"
+                );
+            }
+            ours
+        });
+        let Ok(mut chain) = self.chain.lock() else {
+            return ResumedHeld {
+                still_held: held.len(),
+                ..Default::default()
+            };
+        };
+        if let Some(last) = held.last() {
+            chain.next_held_id = chain.next_held_id.max(last.id + 1);
+        }
+        let mut report = ResumedHeld::default();
+        let found = held_in_log(log, &held);
+        for (h, in_log) in held.into_iter().zip(found) {
+            if in_log {
+                report.already_in_log += 1;
+                chain.unforgotten.push(h.id);
+            } else {
+                chain.held.push(h);
+            }
+        }
+        let waiting = chain.held.len();
+        let _ = self.write_held(&mut chain);
+        report.still_held = chain.held.len();
+        report.chained = waiting - report.still_held;
+        report
+    }
+
     /// Refuses new requests while no sink can take a record. After a failure
     /// each call first writes the held records, then probes the sinks with a
     /// chained `sinkCheck` record, so the server recovers by itself once a
@@ -365,16 +508,87 @@ impl Auditor {
     }
 
     /// Chains the held records, oldest first; stops at the first refusal.
+    /// Then lets the store forget those now in the file.
     fn write_held(&self, chain: &mut Chain) -> Result<()> {
+        if chain.held.is_empty() && chain.unforgotten.is_empty() {
+            return Ok(());
+        }
         let held = std::mem::take(&mut chain.held);
         let mut rest = held.into_iter();
+        let mut written = Ok(());
         while let Some(record) = rest.next() {
-            if let Err(e) = self.append_record(chain, &record) {
+            if let Err(e) = self.append_held(chain, &record) {
                 chain.held = std::iter::once(record).chain(rest).collect();
-                return Err(e);
+                written = Err(e);
+                break;
+            }
+            chain.unforgotten.push(record.id);
+        }
+        self.forget_chained(chain);
+        written
+    }
+
+    /// Removes the chained held records from the store. The order is what
+    /// makes it safe: first the record is appended to the file, then the
+    /// file is synced, and only then is the store's copy deleted. A crash
+    /// anywhere in between leaves the record in both places, never in
+    /// neither: the next start-up finds it in the log and does not chain it
+    /// again ([`Auditor::resume_held`]). (Deleting first would lose the
+    /// record to a crash before the append.) A failure here is retried
+    /// later; the records stay listed meanwhile.
+    fn forget_chained(&self, chain: &mut Chain) {
+        if chain.unforgotten.is_empty()
+            || chain
+                .forget_retry
+                .is_some_and(|t| std::time::Instant::now() < t)
+        {
+            return;
+        }
+        let Some(holding) = self.holding.get() else {
+            chain.unforgotten.clear();
+            return;
+        };
+        let synced = match self.sinks.first() {
+            Some(file) => file.sync().map_err(|e| e.to_string()),
+            None => Err("no audit sink".into()),
+        };
+        let forgotten =
+            synced.and_then(|()| (holding.forget)(&chain.unforgotten).map_err(|e| e.to_string()));
+        match forgotten {
+            Ok(()) => {
+                chain.unforgotten.clear();
+                chain.forget_retry = None;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    records = chain.unforgotten.len(),
+                    "held audit records are in the log but still in the store; will retry (a restart skips them)"
+                );
+                chain.forget_retry =
+                    Some(std::time::Instant::now() + std::time::Duration::from_secs(5));
             }
         }
-        Ok(())
+    }
+
+    /// Chains one held record.
+    fn append_held(&self, chain: &mut Chain, held: &HeldRecord) -> Result<()> {
+        let mut value = held.record.clone();
+        let Some(fields) = value.as_object_mut() else {
+            return Err(Error::Internal(
+                "a held audit record is not an object".into(),
+            ));
+        };
+        fields.insert("sequence".into(), json!(chain.sequence + 1));
+        fields.insert("previousHash".into(), json!(chain.head));
+        let time = fields
+            .get("time")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        // Sorted keys, as `Chained` gives for a record chained when it ran.
+        let canonical = serde_json::to_vec(&value)?;
+        self.append_request(chain, canonical, &time)
     }
 
     /// Appends one chained line to every sink.
@@ -421,12 +635,31 @@ impl Auditor {
             .and_then(|()| self.append_record(&mut chain, record));
         if written.is_err() && chain.held.len() < MAX_HELD {
             // The status is what the request did; the client heard 503.
-            let mut held = record.clone();
-            let late = "Recorded late: no audit sink could take this record when the request ended, so its client was answered 503.";
-            held.reason = Some(match held.reason.take() {
-                Some(r) => format!("{r} {late}"),
-                None => late.to_owned(),
+            let mut late = record.clone();
+            let note = "Recorded late: no audit sink could take this record when the request ended, so its client was answered 503.";
+            late.reason = Some(match late.reason.take() {
+                Some(r) => format!("{r} {note}"),
+                None => note.to_owned(),
             });
+            let Ok(value) = serde_json::to_value(&late) else {
+                return written;
+            };
+            let held = HeldRecord {
+                id: chain.next_held_id,
+                after: (chain.sequence, chain.head.clone()),
+                record: value,
+            };
+            chain.next_held_id += 1;
+            // Kept in the store before the request answers, so a crash
+            // before the sinks recover does not lose it.
+            if let Some(holding) = self.holding.get()
+                && let Err(e) = (holding.save)(&held)
+            {
+                tracing::warn!(
+                    error = %e,
+                    "a held audit record could not be kept in the store; it is held in memory only"
+                );
+            }
             chain.held.push(held);
         }
         written
@@ -456,6 +689,12 @@ impl Auditor {
             time: &record.time,
             vault: &record.vault,
         })?;
+        self.append_request(chain, canonical, &record.time)
+    }
+
+    /// Appends a request record given as canonical JSON, and a checkpoint
+    /// when one is due.
+    fn append_request(&self, chain: &mut Chain, canonical: Vec<u8>, time: &str) -> Result<()> {
         self.append_canonical(chain, canonical)?;
         // The record is in the file: from here on a failure must not turn it
         // into a held copy (it would be written twice). A checkpoint that
@@ -463,7 +702,7 @@ impl Auditor {
         // next request's preflight.
         chain.since_checkpoint += 1;
         if self.checkpoint_due(chain) {
-            chain.checkpoint_owed = self.write_checkpoint(chain, &record.time).is_err();
+            chain.checkpoint_owed = self.write_checkpoint(chain, time).is_err();
         }
         Ok(())
     }
@@ -499,6 +738,108 @@ impl Auditor {
 
 fn unavailable() -> Error {
     Error::Unavailable("The request could not be recorded in the audit log, so it was refused. Check the audit sinks (disk space, permissions).".into())
+}
+
+/// A request record's content as chained, without `sequence`,
+/// `previousHash` and `hash` (keys sorted): what a held record and its line
+/// in the log have in common.
+fn content_of(mut record: Value) -> String {
+    if let Some(fields) = record.as_object_mut() {
+        fields.remove("sequence");
+        fields.remove("previousHash");
+        fields.remove("hash");
+    }
+    record.to_string()
+}
+
+/// Which of `held` (in id order) the log of `path` already holds. Only the
+/// part of the log after the record the oldest was held after is read
+/// (newest file first, back to the file holding that record; all of them
+/// when it is gone, e.g. a log started afresh). A held record is matched by
+/// its whole content, which carries its request id, time and "Recorded
+/// late" note; identical ones are counted, and since held records are
+/// chained oldest first, the ones found are the oldest.
+fn held_in_log(path: &Path, held: &[HeldRecord]) -> Vec<bool> {
+    let Some(oldest) = held.first() else {
+        return Vec::new();
+    };
+    let mut wanted: std::collections::HashMap<String, usize> = Default::default();
+    for h in held {
+        *wanted.entry(content_of(h.record.clone())).or_default() += 1;
+    }
+    let mut found: std::collections::HashMap<String, usize> = Default::default();
+    for file in log_files(path).iter().rev() {
+        let Ok(f) = File::open(file) else { continue };
+        let mut here: Vec<String> = Vec::new();
+        let mut reached = false;
+        for line in BufReader::new(f).lines().map_while(|l| l.ok()) {
+            let Ok(record) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if record["hash"].as_str() == Some(oldest.after.1.as_str()) {
+                // Everything up to here was written before the first hold.
+                here.clear();
+                reached = true;
+                continue;
+            }
+            if record.get("type").is_some() {
+                continue; // a checkpoint or a sink check
+            }
+            let content = content_of(record);
+            if wanted.contains_key(&content) {
+                here.push(content);
+            }
+        }
+        for content in here {
+            *found.entry(content).or_default() += 1;
+        }
+        if reached {
+            break;
+        }
+    }
+    held.iter()
+        .map(|h| match found.get_mut(&content_of(h.record.clone())) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        })
+        .collect()
+}
+
+/// Where held records are kept in the store, under their zero-padded id (so
+/// keys sort in the order the records were held).
+pub const HELD_PREFIX: &str = "sys/auditheld/";
+
+fn held_key(id: u64) -> String {
+    format!("{HELD_PREFIX}{id:020}")
+}
+
+/// Keeps a held record in the store, sealed under the root key; durable
+/// once this returns `Ok` (the store commits with fsync).
+pub async fn keep_held(barrier: &Barrier, held: &HeldRecord) -> Result<()> {
+    let key = held_key(held.id);
+    let sealed = barrier.seal_json(&key, held).await?;
+    barrier.commit(Batch::new().put(key, sealed)).await
+}
+
+/// Removes held records from the store (those absent are ignored).
+pub async fn forget_held(barrier: &Barrier, ids: &[u64]) -> Result<()> {
+    let batch = ids
+        .iter()
+        .fold(Batch::new(), |batch, id| batch.delete(held_key(*id)));
+    barrier.commit(batch).await
+}
+
+/// The held records kept in the store, in the order they were held.
+pub async fn kept_held(barrier: &Barrier) -> Result<Vec<HeldRecord>> {
+    Ok(barrier
+        .list_all::<HeldRecord>(HELD_PREFIX)
+        .await?
+        .into_iter()
+        .map(|s| s.value)
+        .collect())
 }
 
 /// The (sequence, hash) of the last record in the log files of `path`.
@@ -800,6 +1141,285 @@ mod tests {
             self.1.lock().unwrap().extend_from_slice(line);
             Ok(())
         }
+    }
+
+    /// The file, refusing lines once `allowed` of them were taken.
+    struct Switch {
+        file: FileSink,
+        allowed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    }
+    impl AuditSink for Switch {
+        fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
+            self.allowed
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .map_err(|_| std::io::Error::other("disk full"))?;
+            self.file.write_line(line)
+        }
+        fn sync(&self) -> std::io::Result<()> {
+            self.file.sync()
+        }
+    }
+
+    /// A store for held records, in memory; forgetting fails on demand.
+    #[derive(Clone, Default)]
+    struct HeldStore {
+        rows: std::sync::Arc<Mutex<std::collections::BTreeMap<u64, HeldRecord>>>,
+        refuse_save: std::sync::Arc<AtomicBool>,
+        refuse_forget: std::sync::Arc<AtomicBool>,
+    }
+    impl HeldStore {
+        fn hook(&self, auditor: &Auditor) {
+            let (saver, forgetter) = (self.clone(), self.clone());
+            auditor.set_holding(
+                Box::new(move |h| {
+                    if saver.refuse_save.load(Ordering::SeqCst) {
+                        return Err(Error::Unavailable("store down".into()));
+                    }
+                    saver.rows.lock().unwrap().insert(h.id, h.clone());
+                    Ok(())
+                }),
+                Box::new(move |ids| {
+                    if forgetter.refuse_forget.load(Ordering::SeqCst) {
+                        return Err(Error::Unavailable("store down".into()));
+                    }
+                    let mut rows = forgetter.rows.lock().unwrap();
+                    for id in ids {
+                        rows.remove(id);
+                    }
+                    Ok(())
+                }),
+            );
+        }
+        fn held(&self) -> Vec<HeldRecord> {
+            self.rows.lock().unwrap().values().cloned().collect()
+        }
+    }
+
+    /// (requestId, recorded late) of each request record in the log.
+    fn requests(path: &Path) -> Vec<(String, bool)> {
+        log_files(path)
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|v| v.get("type").is_none())
+            .map(|v| {
+                let late = v["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("Recorded late"));
+                (v["requestId"].as_str().unwrap().to_owned(), late)
+            })
+            .collect()
+    }
+
+    fn request(id: &str) -> AuditRecord {
+        AuditRecord {
+            request_id: id.into(),
+            time: format!("2026-01-01T00:00:0{}Z", id.len()),
+            operation_name: "SecretSet".into(),
+            http_status: 200,
+            result_type: "Success",
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn held_records_are_kept_in_the_store_and_chained_first_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let store = HeldStore::default();
+        let allowed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+        let start = || {
+            let auditor = Auditor::new(
+                vec![Box::new(Switch {
+                    file: FileSink::open(&path).unwrap(),
+                    allowed: allowed.clone(),
+                })],
+                resume_point(&path),
+            )
+            .with_checkpoint_every(2)
+            .with_checkpoint_spacing(std::time::Duration::ZERO);
+            auditor.set_checkpointing(Box::new(|_| Some("sig".into())), Box::new(|_, _| {}));
+            store.hook(&auditor);
+            auditor
+        };
+
+        let first = start();
+        first.record(&request("a")).unwrap();
+        allowed.store(0, Ordering::SeqCst);
+        assert!(first.record(&request("b")).is_err());
+        assert!(first.record(&request("c")).is_err());
+        let kept = store.held();
+        assert_eq!(
+            kept.iter().map(|h| h.id).collect::<Vec<_>>(),
+            vec![0, 1],
+            "each held record is in the store by the time record() returns"
+        );
+        assert_eq!(kept[0].after, first.head());
+        assert_eq!(kept[0].record["requestId"], "b");
+        assert!(
+            kept[0].record["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("Recorded late")
+        );
+        // The file takes one line again: b is chained, c is not. The store
+        // fails to let go of b. Then the process dies.
+        allowed.store(1, Ordering::SeqCst);
+        store.refuse_forget.store(true, Ordering::SeqCst);
+        assert!(first.preflight().is_err());
+        assert_eq!(store.held().len(), 2);
+        drop(first);
+
+        // Restart: b is in the log already, c only in the store.
+        allowed.store(u64::MAX, Ordering::SeqCst);
+        store.refuse_forget.store(false, Ordering::SeqCst);
+        let second = start();
+        assert_eq!(
+            second.resume_held(&path, store.held()),
+            ResumedHeld {
+                already_in_log: 1,
+                chained: 1,
+                still_held: 0
+            }
+        );
+        assert!(store.held().is_empty(), "chained, synced, forgotten");
+        second.record(&request("d")).unwrap();
+        let expected = vec![
+            ("a".to_string(), false),
+            ("b".to_string(), true),
+            ("c".to_string(), true),
+            ("d".to_string(), false),
+        ];
+        assert_eq!(requests(&path), expected, "each once, in order");
+        let v = verify(&log_files(&path), None, None);
+        assert_eq!(v.first_break, None);
+        assert_eq!(
+            v.checkpoints, 1,
+            "after c and d: held records count towards checkpoints"
+        );
+        drop(second);
+
+        // A crash after c was chained but before the store let go of it.
+        for h in &kept {
+            store.rows.lock().unwrap().insert(h.id, h.clone());
+        }
+        let third = start();
+        assert_eq!(
+            third.resume_held(&path, store.held()),
+            ResumedHeld {
+                already_in_log: 2,
+                chained: 0,
+                still_held: 0
+            }
+        );
+        assert!(store.held().is_empty());
+        assert_eq!(requests(&path), expected, "never written twice");
+        // New holds continue after the highest id kept.
+        allowed.store(0, Ordering::SeqCst);
+        assert!(third.record(&request("e")).is_err());
+        assert_eq!(store.held()[0].id, 2);
+    }
+
+    #[test]
+    fn held_records_wait_while_the_sinks_fail_at_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let store = HeldStore::default();
+        let allowed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let auditor = Auditor::new(
+            vec![Box::new(Switch {
+                file: FileSink::open(&path).unwrap(),
+                allowed: allowed.clone(),
+            })],
+            None,
+        );
+        store.hook(&auditor);
+        // Two identical records, held before anything was written.
+        assert!(auditor.record(&AuditRecord::default()).is_err());
+        assert!(auditor.record(&AuditRecord::default()).is_err());
+        assert_eq!(store.held()[0].after, (0, GENESIS.to_string()));
+        allowed.store(1, Ordering::SeqCst);
+        store.refuse_forget.store(true, Ordering::SeqCst);
+        assert!(auditor.preflight().is_err());
+        drop(auditor);
+
+        // Restarted with the file still failing: requests are refused.
+        allowed.store(0, Ordering::SeqCst);
+        store.refuse_forget.store(false, Ordering::SeqCst);
+        let auditor = Auditor::new(
+            vec![Box::new(Switch {
+                file: FileSink::open(&path).unwrap(),
+                allowed: allowed.clone(),
+            })],
+            resume_point(&path),
+        );
+        store.hook(&auditor);
+        assert_eq!(
+            auditor.resume_held(&path, store.held()),
+            ResumedHeld {
+                already_in_log: 1,
+                chained: 0,
+                still_held: 1
+            },
+            "of two identical records, the one in the log is the first"
+        );
+        assert!(auditor.preflight().is_err());
+        assert_eq!(store.held().len(), 1);
+        allowed.store(u64::MAX, Ordering::SeqCst);
+        auditor.preflight().unwrap();
+        assert!(store.held().is_empty());
+        assert_eq!(requests(&path).len(), 2);
+        assert_eq!(verify(&log_files(&path), None, None).first_break, None);
+    }
+
+    #[test]
+    fn a_record_the_store_cannot_keep_is_held_in_memory() {
+        let broken = std::sync::Arc::new(AtomicBool::new(true));
+        let sink = Flaky(broken.clone(), Default::default());
+        let auditor = Auditor::new(vec![Box::new(sink.clone())], None);
+        let store = HeldStore::default();
+        store.refuse_save.store(true, Ordering::SeqCst);
+        store.hook(&auditor);
+        assert!(auditor.record(&request("a")).is_err());
+        assert!(store.held().is_empty());
+        broken.store(false, Ordering::SeqCst);
+        auditor.preflight().unwrap();
+        let written = String::from_utf8(sink.1.lock().unwrap().clone()).unwrap();
+        assert!(written.lines().next().unwrap().contains("Recorded late"));
+    }
+
+    #[test]
+    fn a_held_record_chains_as_it_would_have_when_it_ran() {
+        // The same record through both paths gives the same line.
+        let rec = AuditRecord {
+            reason: Some("r".into()),
+            identity: Some(AuditIdentity {
+                app_id: "a".into(),
+                object_id: "o".into(),
+                tenant_id: "t".into(),
+                upn: None,
+            }),
+            ..request("x")
+        };
+        let direct = Flaky(Default::default(), Default::default());
+        Auditor::new(vec![Box::new(direct.clone())], None)
+            .record(&rec)
+            .unwrap();
+        let held = Flaky(Default::default(), Default::default());
+        let auditor = Auditor::new(vec![Box::new(held.clone())], None);
+        let mut chain = auditor.chain.lock().unwrap();
+        let h = HeldRecord {
+            id: 0,
+            after: (0, GENESIS.into()),
+            record: serde_json::to_value(&rec).unwrap(),
+        };
+        auditor.append_held(&mut chain, &h).unwrap();
+        assert_eq!(*held.1.lock().unwrap(), *direct.1.lock().unwrap());
     }
 
     #[test]

@@ -10,7 +10,9 @@ use std::time::Duration;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use keyfort_core::Keyfort;
-use keyfort_core::audit::{AuditSink, Auditor, FileSink, StdoutSink};
+use keyfort_core::audit::{
+    self, AuditSink, Auditor, FileSink, ForgetHeld, HeldRecord, SaveHeld, StdoutSink,
+};
 use keyfort_core::barrier::Barrier;
 use keyfort_core::clock::{Clock, SystemClock};
 use keyfort_core::identity::IssuerSettings;
@@ -162,7 +164,7 @@ pub async fn open(setup: Setup) -> Result<(Arc<AppState>, ServeParts), BoxError>
         );
     }
     let auditor = Auditor::new(sinks, resume).with_checkpoint_every(setup.audit_checkpoint_every);
-    let (signer, keeper) = (kf.clone(), kf.clone());
+    let (signer, keeper, barrier) = (kf.clone(), kf.clone(), kf.barrier.clone());
     auditor.set_checkpointing(
         Box::new(move |claims| signer.identity.sign_checkpoint(claims)),
         Box::new(move |sequence, hash| {
@@ -174,6 +176,25 @@ pub async fn open(setup: Setup) -> Result<(Arc<AppState>, ServeParts), BoxError>
             });
         }),
     );
+    let (save, forget) = held_record_keeper(barrier)?;
+    auditor.set_holding(save, forget);
+    // Records held when the server last stopped (a crash while no sink
+    // worked) are chained before any request runs.
+    let kept = audit::kept_held(&kf.barrier).await?;
+    if !kept.is_empty() {
+        let resumed = auditor.resume_held(&setup.audit_file, kept);
+        tracing::warn!(
+            chained = resumed.chained,
+            already_in_log = resumed.already_in_log,
+            still_held = resumed.still_held,
+            "found audit records held when the server last stopped; they are chained first"
+        );
+        if resumed.still_held > 0 {
+            tracing::error!(
+                "the audit file takes no records: held records wait, and requests are refused until it does"
+            );
+        }
+    }
     let state = Arc::new(AppState {
         kf,
         auditor,
@@ -193,6 +214,60 @@ pub async fn open(setup: Setup) -> Result<(Arc<AppState>, ServeParts), BoxError>
             sweep_interval: setup.sweep_interval,
             private_endpoints: setup.private_endpoints,
         },
+    ))
+}
+
+/// How long the auditor waits for the store to keep or forget held records.
+const HELD_STORE_WAIT: Duration = Duration::from_secs(5);
+
+/// The store calls of the auditor's held records ([`Auditor::set_holding`]).
+/// The auditor is synchronous and must wait for them (a held record is kept
+/// before its request answers), maybe on a runtime worker: they run on a
+/// thread and a runtime of their own, so the wait never needs the runtime it
+/// blocks. The thread ends when the auditor is dropped. A store that does
+/// not answer within [`HELD_STORE_WAIT`] counts as failed: the record is then
+/// held in memory, and should the write still land, the next start-up finds
+/// it and chains it once ([`Auditor::resume_held`]).
+fn held_record_keeper(barrier: Arc<Barrier>) -> Result<(SaveHeld, ForgetHeld), BoxError> {
+    enum Job {
+        Keep(HeldRecord),
+        Forget(Vec<u64>),
+    }
+    type Reply = std::sync::mpsc::SyncSender<keyfort_core::Result<()>>;
+    type Jobs = std::sync::mpsc::Sender<(Job, Reply)>;
+    fn ask(jobs: &Jobs, job: Job) -> keyfort_core::Result<()> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let gone = || keyfort_core::Error::Unavailable("the held-record keeper stopped".into());
+        jobs.send((job, reply)).map_err(|_| gone())?;
+        match answer.recv_timeout(HELD_STORE_WAIT) {
+            Ok(done) => done,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(
+                keyfort_core::Error::Unavailable("the store did not answer in time".into()),
+            ),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(gone()),
+        }
+    }
+    let (jobs, queue) = std::sync::mpsc::channel::<(Job, Reply)>();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("audit-held".into())
+        .spawn(move || {
+            while let Ok((job, reply)) = queue.recv() {
+                let done = runtime.block_on(async {
+                    match &job {
+                        Job::Keep(held) => audit::keep_held(&barrier, held).await,
+                        Job::Forget(ids) => audit::forget_held(&barrier, ids).await,
+                    }
+                });
+                let _ = reply.send(done);
+            }
+        })?;
+    let keep_jobs = jobs.clone();
+    Ok((
+        Box::new(move |held| ask(&keep_jobs, Job::Keep(held.clone()))),
+        Box::new(move |ids| ask(&jobs, Job::Forget(ids.to_vec()))),
     ))
 }
 
