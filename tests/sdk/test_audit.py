@@ -1,6 +1,7 @@
 """The audit trail: one record per request, a hash chain that `keyfort audit
 verify` checks (online and offline), and tampering found at the right line."""
 import json
+import signal
 import shutil
 import uuid
 
@@ -162,6 +163,49 @@ def _ignore_file_size_signal():
     # with EFBIG instead, as it would on a full disk.
     import signal
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def test_a_held_record_survives_kill_9(tmp_path):
+    """A request ran, its record could not be written (503), and the process
+    is killed before the file works again: the record was kept in the
+    database, and the restarted server chains it first, exactly once."""
+    import resource
+    from conftest import DevServer
+    s = DevServer(tmp_path / "heldkill", preexec_fn=_ignore_file_size_signal).start()
+    c = s.client()
+    c.set_secret("before", remember(f"bv-{uuid.uuid4().hex}"))
+    url = f"{s.dev['vault_url']}/secrets"
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {s.token()}"
+    http.trust_env = False
+    http.verify = s.dev["ca_cert"]
+    for _ in range(600):
+        assert http.get(url, params={"api-version": "7.6"}).status_code == 200
+    log = s.data_dir / "audit.jsonl"
+    size = log.stat().st_size
+    resource.prlimit(s.proc.pid, resource.RLIMIT_FSIZE, (size + 40, resource.RLIM_INFINITY))
+    value = remember(f"held-{uuid.uuid4().hex}")
+    r = http.put(f"{url}/during", params={"api-version": "7.6"}, json={"value": value})
+    assert r.status_code == 503, r.text
+    s.stop(signal.SIGKILL)
+
+    s.start()
+    try:
+        after = [r for r in records(log) if r.get("type") != "checkpoint"]
+        held = [r for r in after if r.get("object") == "secrets/during"]
+        assert len(held) == 1, "chained once"
+        assert held[0]["operationName"] == "SecretSet" and held[0]["httpStatus"] == 200
+        assert "answered 503" in held[0]["reason"]
+        before_restart = [r for r in after if r["sequence"] < held[0]["sequence"]]
+        assert all(r.get("object") != "secrets/during" for r in before_restart)
+        assert s.client().get_secret("during").value == value
+        assert cli_json(s, "audit", "verify")["firstBreak"] is None
+        s.stop()
+        s.start()
+        again = [r for r in records(log) if r.get("object") == "secrets/during" and r["operationName"] == "SecretSet"]
+        assert len(again) == 1, "a second restart does not chain it again"
+    finally:
+        s.stop()
 
 
 def test_a_failing_sink_fails_requests_closed_and_recovers(tmp_path):

@@ -216,3 +216,43 @@ def test_versions_update_policy_lifecycle_and_backup(certs):
     certs.purge_deleted_certificate(name)
     restored = certs.restore_certificate_backup(blob)
     assert restored.name == name and bytes(restored.cer) == bytes(second.cer)
+
+
+def test_cli_creates_merges_and_imports(server, tmp_path):
+    from test_identity import cli, cli_json
+    name = unique("cli")
+    made = cli_json(server, "certificate", "create", "--name", name, "--subject", "CN=cli.example.com",
+                    "--dns", "cli.example.com", "--kty", "EC", "--curve", "P-256", "--content-type", "pem")
+    parsed = x509.load_der_x509_certificate(base64.b64decode(made["cer"]))
+    assert parsed.subject.rfc4514_string() == "CN=cli.example.com"
+    assert made["policy"]["secret_props"]["contentType"] == "application/x-pem-file"
+    assert any(c["id"].endswith(f"/certificates/{name}") for c in cli_json(server, "certificate", "list"))
+
+    # A signing request, signed by a local CA and merged from a PEM file.
+    csr_name = unique("clicsr")
+    op = cli_json(server, "certificate", "create", "--name", csr_name, "--subject", "CN=ca-signed",
+                  "--issuer", "Unknown")
+    assert op["status"] == "inProgress"
+    csr = x509.load_der_x509_csr(base64.b64decode(op["csr"]))
+    ca_key, ca_cert = self_signed_locally("CLI CA")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    signed = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca_cert.subject)
+              .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
+              .sign(ca_key, hashes.SHA256()))
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(signed.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM))
+    merged = cli_json(server, "certificate", "merge", "--name", csr_name, "--file", str(chain))
+    assert base64.b64decode(merged["cer"]) == signed.public_bytes(serialization.Encoding.DER)
+
+    # A PFX with a password, read from standard input.
+    key, cert = self_signed_locally("pfx.example.com")
+    pfx = tmp_path / "c.pfx"
+    pfx.write_bytes(pkcs12.serialize_key_and_certificates(
+        b"c", key, cert, None, serialization.BestAvailableEncryption(b"cli-pfx-pass")))
+    imported = cli_json(server, "certificate", "import", "--name", unique("clipfx"), "--file", str(pfx),
+                        "--password-stdin", stdin="cli-pfx-pass")
+    assert base64.b64decode(imported["cer"]) == cert.public_bytes(serialization.Encoding.DER)
+    wrong = cli(server, "certificate", "import", "--name", unique("clipfx"), "--file", str(pfx),
+                "--password-stdin", stdin="nope")
+    assert wrong.returncode == 1 and "password" in wrong.stderr
