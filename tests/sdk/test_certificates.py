@@ -256,3 +256,28 @@ def test_cli_creates_merges_and_imports(server, tmp_path):
     wrong = cli(server, "certificate", "import", "--name", unique("clipfx"), "--file", str(pfx),
                 "--password-stdin", stdin="nope")
     assert wrong.returncode == 1 and "password" in wrong.stderr
+
+
+def test_a_certificates_key_signs_and_its_name_is_its_own(certs, secrets, server):
+    import hashlib
+    from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import padding
+    name = unique("signer")
+    cert = certs.begin_create_certificate(name, CertificatePolicy.get_default()).result()
+    digest = hashlib.sha256(b"signed by a certificate's key").digest()
+    crypto = CryptographyClient(cert.key_id, server.credential(), connection_verify=server.dev["ca_cert"])
+    signature = crypto.sign(SignatureAlgorithm.rs256, digest).signature
+    parsed = x509.load_der_x509_certificate(bytes(cert.cer))
+    parsed.public_key().verify(signature, b"signed by a certificate's key", padding.PKCS1v15(), hashes.SHA256())
+
+    # The certificate's secret and key are its own: no plain secret or key may take the name,
+    # and no certificate the name of a plain secret.
+    with pytest.raises(ResourceExistsError):
+        secrets.set_secret(name, remember(f"shadow-{uuid.uuid4().hex}"))
+    keys = KeyClient(server.dev["vault_url"], server.credential(), connection_verify=server.dev["ca_cert"])
+    with pytest.raises(ResourceExistsError):
+        keys.create_rsa_key(name)
+    plain = unique("plain")
+    secrets.set_secret(plain, remember(f"plain-{uuid.uuid4().hex}"))
+    with pytest.raises(ResourceExistsError):
+        certs.begin_create_certificate(plain, CertificatePolicy.get_default()).result()

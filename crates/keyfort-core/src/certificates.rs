@@ -755,3 +755,96 @@ impl Certificates {
         Ok(self.update(vault, name, None, req).await?.meta.policy)
     }
 }
+
+impl Certificates {
+    /// A certificate version's key, for the keys API's operations. It may
+    /// do what its type can (as a key created without `key_ops`).
+    pub async fn key_in_use(
+        &self,
+        vault: &Vault,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<crate::keys::KeyInUse> {
+        let view = self.objects.read(vault, name, version).await?;
+        let private = view.value.as_ref().expect("read returns the payload");
+        let material = KeyMaterial::from_pkcs8(private.der()).map_err(input_error)?;
+        Ok(crate::keys::KeyInUse {
+            key_ops: crate::keys::default_ops(material.kind()),
+            material,
+            name: view.name,
+            version: view.meta.version,
+            attributes: view.meta.attributes,
+        })
+    }
+
+    /// Whether a live or deleted certificate has this name.
+    pub async fn exists(&self, vault: &Vault, name: &str) -> Result<bool> {
+        Ok(found(self.objects.head(vault, name).await)?
+            || found(self.get_deleted(vault, name).await)?)
+    }
+}
+
+/// Whether a lookup found its object; "not found" is an answer, other errors are not.
+fn found<T>(lookup: Result<T>) -> Result<bool> {
+    match lookup {
+        Ok(_) => Ok(true),
+        Err(Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+impl crate::Keyfort {
+    /// A key version to use: a key's, or else the key of the certificate of
+    /// that name (as in Azure, a certificate's key is a key of the vault).
+    pub async fn key_in_use(
+        &self,
+        vault: &Vault,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<crate::keys::KeyInUse> {
+        match self.keys.in_use(vault, name, version).await {
+            Err(missing @ Error::NotFound { .. }) => {
+                match self.certificates.key_in_use(vault, name, version).await {
+                    Err(Error::NotFound { .. }) => Err(missing),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Refuses a plain secret or key under a certificate's name: that name's
+    /// secret and key belong to the certificate and change only through it.
+    pub async fn check_not_certificate_backed(
+        &self,
+        vault: &Vault,
+        noun: &str,
+        name: &str,
+    ) -> Result<()> {
+        if self.certificates.exists(vault, name).await? {
+            return Err(Error::Conflict(format!(
+                "The {noun} {} belongs to the certificate {} (it is managed by Key Vault); change it through the certificate.",
+                names::printable(name),
+                names::printable(name)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a certificate under the name of a plain secret or key (live
+    /// or deleted): the certificate's own secret and key take that name.
+    pub async fn check_free_for_certificate(&self, vault: &Vault, name: &str) -> Result<()> {
+        let secret = found(self.secrets.head(vault, name).await)?
+            || found(self.secrets.get_deleted(vault, name).await)?;
+        let key = found(self.keys.head(vault, name).await)?
+            || found(self.keys.get_deleted(vault, name).await)?;
+        if secret || key {
+            return Err(Error::Conflict(format!(
+                "A {} named {} already exists in this vault; a certificate's secret and key take its name, so choose another name.",
+                if secret { "secret" } else { "key" },
+                names::printable(name)
+            )));
+        }
+        Ok(())
+    }
+}

@@ -193,6 +193,86 @@ impl KeyOperation {
     }
 }
 
+/// A key version about to be used: a key's, or a certificate's.
+pub struct KeyInUse {
+    pub name: String,
+    pub version: String,
+    pub attributes: Attributes,
+    pub key_ops: Vec<String>,
+    pub material: KeyMaterial,
+}
+
+impl KeyInUse {
+    /// Azure's rules: a disabled key does nothing; outside its nbf–exp
+    /// window it only undoes; `key_ops` lists what it may do.
+    fn check(&self, op: KeyOperation, now: i64) -> Result<()> {
+        let attrs = &self.attributes;
+        if !attrs.enabled {
+            return Err(refused(op, "a disabled key", "KeyDisabled"));
+        }
+        if attrs.nbf.is_some_and(|nbf| now < nbf) && !op.allowed_outside_validity() {
+            return Err(refused(op, "a key that is not yet valid", "KeyNotYetValid"));
+        }
+        if attrs.exp.is_some_and(|exp| now >= exp) && !op.allowed_outside_validity() {
+            return Err(refused(op, "an expired key", "KeyExpired"));
+        }
+        if !self.key_ops.iter().any(|o| o == op.name()) {
+            return Err(Error::Forbidden {
+                message: format!(
+                    "Operation {} is not permitted on this key: its key_ops are [{}].",
+                    op.name(),
+                    self.key_ops.join(", ")
+                ),
+                inner: Some("KeyOperationForbidden"),
+            });
+        }
+        Ok(())
+    }
+
+    /// encrypt, decrypt, sign, wrapKey or unwrapKey at time `now`: `input`
+    /// is the plaintext, ciphertext, digest or key to wrap or unwrap.
+    pub fn operate(self, op: KeyOperation, alg: &str, input: &[u8], now: i64) -> Result<Operated> {
+        self.check(op, now)?;
+        let m = &self.material;
+        let result = match op {
+            KeyOperation::Encrypt | KeyOperation::WrapKey => {
+                Zeroizing::new(m.encrypt(alg, input).map_err(input_error)?)
+            }
+            KeyOperation::Decrypt | KeyOperation::UnwrapKey => {
+                m.decrypt(alg, input).map_err(|e| match e {
+                    CryptoError::Failed => Error::bad(
+                        "The ciphertext could not be decrypted with this key version and algorithm.",
+                    ),
+                    other => input_error(other),
+                })?
+            }
+            KeyOperation::Sign => Zeroizing::new(m.sign(alg, input).map_err(input_error)?),
+            KeyOperation::Verify => {
+                return Err(Error::Internal("verify goes through KeyInUse::verify".into()));
+            }
+        };
+        Ok(Operated {
+            name: self.name,
+            version: self.version,
+            result,
+        })
+    }
+
+    /// Checks a signature over a digest at time `now`.
+    pub fn verify(self, alg: &str, digest: &[u8], signature: &[u8], now: i64) -> Result<Verified> {
+        self.check(KeyOperation::Verify, now)?;
+        let valid = self
+            .material
+            .verify(alg, digest, signature)
+            .map_err(input_error)?;
+        Ok(Verified {
+            name: self.name,
+            version: self.version,
+            valid,
+        })
+    }
+}
+
 /// The outcome of an operation, with the version that did it (for `kid`).
 pub struct Operated {
     pub name: String,
@@ -252,7 +332,7 @@ fn check_key_ops(ops: &[String]) -> Result<()> {
 }
 
 /// Azure's default operations: all that the key type can do.
-fn default_ops(kind: Kty) -> Vec<String> {
+pub fn default_ops(kind: Kty) -> Vec<String> {
     let ops: &[&str] = match kind {
         Kty::Rsa => &[
             "encrypt",
@@ -464,98 +544,22 @@ impl Keys {
             .await
     }
 
-    /// The material of a version that may perform `op` now.
-    async fn usable(
+    /// A version's material with what decides what it may do.
+    pub async fn in_use(
         &self,
         vault: &Vault,
         name: &str,
         version: Option<&str>,
-        op: KeyOperation,
-    ) -> Result<(KeyView, KeyMaterial)> {
+    ) -> Result<KeyInUse> {
         let view = self.objects.read(vault, name, version).await?;
-        let attrs = &view.meta.attributes;
-        let now = self.objects.now();
-        if !attrs.enabled {
-            return Err(refused(op, "a disabled key", "KeyDisabled"));
-        }
-        if attrs.nbf.is_some_and(|nbf| now < nbf) && !op.allowed_outside_validity() {
-            return Err(refused(op, "a key that is not yet valid", "KeyNotYetValid"));
-        }
-        if attrs.exp.is_some_and(|exp| now >= exp) && !op.allowed_outside_validity() {
-            return Err(refused(op, "an expired key", "KeyExpired"));
-        }
-        if !view.meta.key_ops.iter().any(|o| o == op.name()) {
-            return Err(Error::Forbidden {
-                message: format!(
-                    "Operation {} is not permitted on this key: its key_ops are [{}].",
-                    op.name(),
-                    view.meta.key_ops.join(", ")
-                ),
-                inner: Some("KeyOperationForbidden"),
-            });
-        }
         let kind = kind_of(&view.meta.public)?;
         let private = view.value.as_ref().expect("read returns the payload");
-        let material = KeyMaterial::from_der(kind, &private.0)?;
-        Ok((view, material))
-    }
-
-    /// encrypt, decrypt, sign, wrapKey or unwrapKey: `input` is the
-    /// plaintext, ciphertext, digest or key to wrap or unwrap.
-    pub async fn operate(
-        &self,
-        vault: &Vault,
-        name: &str,
-        version: Option<&str>,
-        op: KeyOperation,
-        alg: &str,
-        input: &[u8],
-    ) -> Result<Operated> {
-        let (view, material) = self.usable(vault, name, version, op).await?;
-        let result = match op {
-            KeyOperation::Encrypt | KeyOperation::WrapKey => {
-                Zeroizing::new(material.encrypt(alg, input).map_err(input_error)?)
-            }
-            KeyOperation::Decrypt | KeyOperation::UnwrapKey => {
-                material.decrypt(alg, input).map_err(|e| match e {
-                    CryptoError::Failed => Error::bad(
-                        "The ciphertext could not be decrypted with this key version and algorithm.",
-                    ),
-                    other => input_error(other),
-                })?
-            }
-            KeyOperation::Sign => Zeroizing::new(material.sign(alg, input).map_err(input_error)?),
-            KeyOperation::Verify => {
-                return Err(Error::Internal("verify goes through Keys::verify".into()));
-            }
-        };
-        Ok(Operated {
+        Ok(KeyInUse {
+            material: KeyMaterial::from_der(kind, &private.0)?,
             name: view.name,
             version: view.meta.version,
-            result,
-        })
-    }
-
-    /// Checks a signature over a digest.
-    pub async fn verify(
-        &self,
-        vault: &Vault,
-        name: &str,
-        version: Option<&str>,
-        alg: &str,
-        digest: &[u8],
-        signature: &[u8],
-    ) -> Result<Verified> {
-        let (view, material) = self
-            .usable(vault, name, version, KeyOperation::Verify)
-            .await?;
-        let valid = material
-            .verify(alg, digest, signature)
-            .map_err(input_error)?;
-        Ok(Verified {
-            name: view.name,
-            version: view.meta.version,
-            valid,
+            attributes: view.meta.attributes,
+            key_ops: view.meta.key_ops,
         })
     }
 

@@ -64,23 +64,28 @@ async fn a_keys_state_decides_what_it_may_do() {
     let keys = &kf.keys;
     let now = keyfort_core::clock::Clock::now(&*clock);
     let digest = [7u8; 32];
+    let now_at = || keyfort_core::clock::Clock::now(&*clock);
     let sign = |name: &'static str| {
         let v = v.clone();
         let kf = &kf;
         async move {
-            kf.keys
-                .operate(&v, name, None, KeyOperation::Sign, "ES256", &digest)
-                .await
+            let key = kf.key_in_use(&v, name, None).await?;
+            key.operate(KeyOperation::Sign, "ES256", &digest, now_at())
+        }
+    };
+    let verify = |name: &'static str, signature: Vec<u8>| {
+        let v = v.clone();
+        let kf = &kf;
+        async move {
+            let key = kf.key_in_use(&v, name, None).await?;
+            key.verify("ES256", &digest, &signature, now_at())
         }
     };
 
     // Valid now: signs, and the signature verifies.
     keys.create(&v, "live", ec(None, None)).await.unwrap();
     let sig = sign("live").await.unwrap();
-    let ok = keys
-        .verify(&v, "live", None, "ES256", &digest, &sig.result)
-        .await
-        .unwrap();
+    let ok = verify("live", sig.result.to_vec()).await.unwrap();
     assert!(ok.valid);
 
     // Before nbf and after exp, only undoing works (verify here).
@@ -97,10 +102,7 @@ async fn a_keys_state_decides_what_it_may_do() {
     let old_sig = sign("old").await.unwrap();
     clock.advance(20);
     assert_eq!(inner(sign("old").await.err().unwrap()), Some("KeyExpired"));
-    let checked = keys
-        .verify(&v, "old", None, "ES256", &digest, &old_sig.result)
-        .await
-        .unwrap();
+    let checked = verify("old", old_sig.result.to_vec()).await.unwrap();
     assert!(
         checked.valid,
         "an expired key still verifies old signatures"

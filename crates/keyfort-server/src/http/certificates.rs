@@ -180,6 +180,7 @@ pub async fn run(
         }
         Create(name) => {
             let req = parse_create(body)?;
+            state.kf.check_free_for_certificate(vault, &name).await?;
             let op = certs.create(vault, &name, req).await?;
             if let Some(version) = &op.target_version {
                 let view = certs.get(vault, &name, Some(version)).await?;
@@ -195,7 +196,9 @@ pub async fn run(
             (StatusCode::ACCEPTED, Json(operation(&r, &accepted))).into_response()
         }
         Import(name) => {
-            let view = certs.import(vault, &name, parse_import(body)?).await?;
+            let req = parse_import(body)?;
+            state.kf.check_free_for_certificate(vault, &name).await?;
+            let view = certs.import(vault, &name, req).await?;
             new_version(&r, &view).await;
             Json(bundle(&r, &view)).into_response()
         }

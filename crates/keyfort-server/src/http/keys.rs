@@ -215,11 +215,21 @@ pub async fn run(
             )));
         }
         Create(name) => {
-            let view = keys.create(vault, &name, parse_create(body)?).await?;
+            let req = parse_create(body)?;
+            state
+                .kf
+                .check_not_certificate_backed(vault, "key", &name)
+                .await?;
+            let view = keys.create(vault, &name, req).await?;
             new_version(&r, &view).await
         }
         Import(name) => {
-            let view = keys.import(vault, &name, parse_import(body)?).await?;
+            let req = parse_import(body)?;
+            state
+                .kf
+                .check_not_certificate_backed(vault, "key", &name)
+                .await?;
+            let view = keys.import(vault, &name, req).await?;
             new_version(&r, &view).await
         }
         Rotate(name) => {
@@ -285,9 +295,11 @@ pub async fn run(
             let alg = required_str(&map, "alg")?;
             let digest = decode_b64url("digest", required_str(&map, "digest")?)?;
             let signature = decode_b64url("value", required_str(&map, "value")?)?;
-            let verified = keys
-                .verify(vault, &name, version.as_deref(), alg, &digest, &signature)
+            let key = state
+                .kf
+                .key_in_use(vault, &name, version.as_deref())
                 .await?;
+            let verified = key.verify(alg, &digest, &signature, state.kf.clock.now())?;
             Json(json!({ "value": verified.valid })).into_response()
         }
         Crypto(name, version, op) => {
@@ -302,9 +314,11 @@ pub async fn run(
             }
             let input =
                 zeroize::Zeroizing::new(decode_b64url("value", required_str(&map, "value")?)?);
-            let done = keys
-                .operate(vault, &name, version.as_deref(), op, alg, &input)
+            let key = state
+                .kf
+                .key_in_use(vault, &name, version.as_deref())
                 .await?;
+            let done = key.operate(op, alg, &input, state.kf.clock.now())?;
             Json(json!({
                 "kid": r.id("keys", &done.name, Some(&done.version)),
                 "value": B64.encode(&done.result),

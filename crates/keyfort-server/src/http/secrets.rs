@@ -146,6 +146,10 @@ pub async fn run(
     Ok(match op {
         Set(name) => {
             let req = parse_set(body)?;
+            state
+                .kf
+                .check_not_certificate_backed(vault, "secret", &name)
+                .await?;
             let view = secrets.set(vault, &name, req).await?;
             new_version_events(state, vault, &view).await;
             Json(bundle(&r, &view)).into_response()
