@@ -6,7 +6,9 @@
 //! 1. baseline: `GET /_health`, a bare TLS endpoint of the same server stack
 //!    (same listener, TLS and HTTP layers; no auth, store or audit);
 //! 2. secret GET (latest version): token check, RBAC, store read, decryption, audit;
-//! 3. secret SET: the same plus a durable (fsynced) write of a new version.
+//! 3. secret SET: the same plus a durable (fsynced) write of a new version;
+//! 4. key sign, ES256 (P-256) and RS256 (RSA-2048): a secret GET's path plus
+//!    loading the private key and signing a digest.
 //!
 //! Usage: keyfort-bench [--seconds N] [--clients N] [--keyfort PATH]
 
@@ -142,11 +144,13 @@ async fn token(server: &Server) -> String {
         .to_owned()
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Workload {
     Baseline,
     SecretGet,
     SecretSet,
+    SignEs256,
+    SignRs256,
 }
 
 struct Outcome {
@@ -191,6 +195,19 @@ async fn run(
                             "{vault}/secrets/bench-read/?api-version=2026-04-01"
                         ))
                         .bearer_auth(&token),
+                    Workload::SignEs256 | Workload::SignRs256 => {
+                        let (key, alg) = if load == Workload::SignEs256 {
+                            ("bench-ec", "ES256")
+                        } else {
+                            ("bench-rsa", "RS256")
+                        };
+                        c.post(format!("{vault}/keys/{key}//sign?api-version=2025-07-01"))
+                            .bearer_auth(&token)
+                            .json(&serde_json::json!({
+                                "alg": alg,
+                                "value": "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"
+                            }))
+                    }
                     Workload::SecretSet => {
                         let n = counter.fetch_add(1, Ordering::Relaxed);
                         c.put(format!(
@@ -230,6 +247,8 @@ async fn run(
             Workload::Baseline => "baseline GET /_health",
             Workload::SecretGet => "secret GET",
             Workload::SecretSet => "secret SET (fsync)",
+            Workload::SignEs256 => "key sign ES256",
+            Workload::SignRs256 => "key sign RS256 (2048)",
         },
         rps: all.len() as f64 / seconds as f64,
         p50: pct(0.50),
@@ -257,6 +276,25 @@ async fn main() {
         setup.status().is_success(),
         "could not create the benchmark secret"
     );
+    for (name, body) in [
+        ("bench-ec", serde_json::json!({"kty": "EC", "crv": "P-256"})),
+        (
+            "bench-rsa",
+            serde_json::json!({"kty": "RSA", "key_size": 2048}),
+        ),
+    ] {
+        let made = client(&server)
+            .post(format!(
+                "{}/keys/{name}/create?api-version=2025-07-01",
+                server.dev["vault_url"].as_str().unwrap()
+            ))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(made.status().is_success(), "could not create {name}");
+    }
 
     println!(
         "keyfort-bench: {} clients, keep-alive, HTTPS (TLS 1.3), {} s per workload after 1 s warm-up, {} cores",
@@ -267,7 +305,13 @@ async fn main() {
             .unwrap_or(0)
     );
     let mut results = Vec::new();
-    for load in [Workload::Baseline, Workload::SecretGet, Workload::SecretSet] {
+    for load in [
+        Workload::Baseline,
+        Workload::SecretGet,
+        Workload::SecretSet,
+        Workload::SignEs256,
+        Workload::SignRs256,
+    ] {
         results.push(run(&server, &token, load, args.clients, args.seconds).await);
     }
     let base = results[0].rps;

@@ -281,3 +281,61 @@ def test_a_certificates_key_signs_and_its_name_is_its_own(certs, secrets, server
     secrets.set_secret(plain, remember(f"plain-{uuid.uuid4().hex}"))
     with pytest.raises(ResourceExistsError):
         certs.begin_create_certificate(plain, CertificatePolicy.get_default()).result()
+
+
+def test_review_fixes_hold(certs, secrets, server):
+    import concurrent.futures
+    import requests as rq
+    # Non-exportable keys are refused rather than quietly exported.
+    with pytest.raises(HttpResponseError) as e:
+        certs.begin_create_certificate(unique("noexp"), CertificatePolicy(
+            issuer_name="Self", subject="CN=x", exportable=False, key_type=KeyType.rsa)).result()
+    assert e.value.status_code == 400 and "exportable" in e.value.message
+
+    # outContentType converts a certificate's secret.
+    name = unique("conv")
+    certs.begin_create_certificate(name, CertificatePolicy.get_default()).result()
+    r = rq.get(f"{server.dev['vault_url']}/secrets/{name}",
+               params={"api-version": "7.6", "outContentType": "application/x-pem-file"},
+               headers={"Authorization": f"Bearer {server.token()}"}, verify=server.dev["ca_cert"])
+    assert r.status_code == 200 and r.json()["contentType"] == "application/x-pem-file"
+    remember(r.json()["value"])
+    assert "PRIVATE KEY-----" in r.json()["value"]
+
+    # A policy PATCH merges member by member.
+    patched = certs.update_certificate_policy(name, CertificatePolicy(validity_in_months=24))
+    assert patched.validity_in_months == 24 and patched.subject == "CN=DefaultPolicy"
+
+    # Concurrent merges of one request make one version.
+    csr_name = unique("race")
+    op = certs.begin_create_certificate(csr_name, CertificatePolicy(
+        issuer_name="Unknown", subject="CN=race")).result()
+    csr = x509.load_der_x509_csr(bytes(op.csr))
+    ca_key, ca_cert = self_signed_locally("Race CA")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    signed = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca_cert.subject)
+              .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
+              .sign(ca_key, hashes.SHA256())).public_bytes(serialization.Encoding.DER)
+
+    def merge():
+        try:
+            certs.merge_certificate(csr_name, [signed])
+            return "ok"
+        except HttpResponseError as err:
+            return err.status_code
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(lambda _: merge(), range(4)))
+    assert outcomes.count("ok") == 1, outcomes
+    assert len(list(certs.list_properties_of_certificate_versions(csr_name))) == 1
+
+    # A pending request goes with its certificate when that is purged.
+    pending = unique("gone")
+    certs.begin_create_certificate(pending, CertificatePolicy.get_default()).result()
+    certs.begin_create_certificate(pending, CertificatePolicy(issuer_name="Unknown", subject="CN=renew")).result()
+    certs.begin_delete_certificate(pending).result()
+    with pytest.raises(ResourceExistsError):
+        certs.begin_create_certificate(pending, CertificatePolicy(issuer_name="Unknown", subject="CN=x")).result()
+    certs.purge_deleted_certificate(pending)
+    with pytest.raises(ResourceNotFoundError):
+        certs.get_certificate_operation(pending)

@@ -369,7 +369,7 @@ pub async fn run(cmd: CertificateCommand) -> Result<(), Box<dyn std::error::Erro
             let raw = zeroize::Zeroizing::new(
                 std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?,
             );
-            let value = if raw.starts_with(b"-----") {
+            let value = if keyfort_core::certificates::is_pem(&raw) {
                 zeroize::Zeroizing::new(String::from_utf8_lossy(&raw).into_owned())
             } else {
                 zeroize::Zeroizing::new(B64STD.encode(&*raw))

@@ -23,7 +23,7 @@ use crate::clock::Clock;
 use crate::keys::PrivateKey;
 use crate::model::{Attributes, Tags, Vault};
 pub use crate::objects::{AttributeChanges, Page};
-use crate::objects::{ObjectKind, ObjectMeta, ObjectView, Objects, check_tags};
+use crate::objects::{ExtraPut, ObjectKind, ObjectMeta, ObjectView, Objects, check_tags};
 use crate::{Error, Result, names};
 
 /// Azure's data actions for certificates.
@@ -166,6 +166,10 @@ impl ObjectKind for CertKind {
     const TITLE: &'static str = "Certificate";
     const COLLECTION: &'static str = "certificates";
     const NOT_FOUND: &'static str = "CertificateNotFound";
+
+    fn related_keys(vault: &Vault, folded_name: &str) -> Vec<String> {
+        vec![op_key(vault, folded_name)]
+    }
 }
 
 pub type CertView = ObjectView<CertMeta, PrivateKey>;
@@ -228,6 +232,7 @@ pub struct UpdateCertificate {
 pub struct Certificates {
     objects: Objects<CertKind>,
     barrier: Arc<Barrier>,
+    materials: crate::keys::MaterialCache,
 }
 
 impl std::ops::Deref for Certificates {
@@ -288,6 +293,11 @@ pub fn check_policy(policy: &mut CertPolicy, for_import: bool) -> Result<()> {
             )));
         }
     }
+    if !policy.key_props.exportable {
+        return Err(Error::bad(
+            "key_props.exportable false is not supported: a certificate's secret here always holds its private key. Keep the key in the keys API if it must never leave the vault.",
+        ));
+    }
     if ![PKCS12, PEM].contains(&policy.secret_props.content_type.as_str()) {
         return Err(Error::bad(format!(
             "secret_props.contentType '{}' is not supported: use {PKCS12} or {PEM}.",
@@ -324,16 +334,22 @@ pub fn check_policy(policy: &mut CertPolicy, for_import: bool) -> Result<()> {
     }
 }
 
-fn new_key(kp: &KeyProps) -> Result<KeyMaterial> {
+async fn new_key(kp: &KeyProps) -> Result<KeyMaterial> {
     match (kp.kty.as_str(), kp.crv.as_deref()) {
         ("EC", Some(crv)) => {
             let curve = Curve::parse(crv).ok_or_else(|| Error::bad("unknown curve"))?;
             KeyMaterial::generate_ec(curve)
         }
-        _ => KeyMaterial::generate_rsa(kp.key_size.unwrap_or(2048), None),
+        _ => {
+            let bits = kp.key_size.unwrap_or(2048);
+            crate::keys::generate_off_runtime(move || KeyMaterial::generate_rsa(bits, None)).await
+        }
     }
     .map_err(input_error)
 }
+
+/// Certificates kept in a chain, leaf included.
+const MAX_CHAIN: usize = 16;
 
 fn request(policy: &CertPolicy, now: i64) -> CertRequest {
     let x = &policy.x509_props;
@@ -392,10 +408,12 @@ fn meta_for(
 
 /// The policy Azure reports for an imported certificate: what the
 /// certificate says, with the caller's secret and key choices.
+/// Without a policy, the secret keeps the format imported (`pem`).
 fn policy_from_certificate(
     leaf: &[u8],
     key: &KeyMaterial,
     given: Option<CertPolicy>,
+    pem: bool,
 ) -> Result<CertPolicy> {
     let info = certs::inspect(leaf).map_err(input_error)?;
     let jwk = key.public_jwk();
@@ -409,16 +427,20 @@ fn policy_from_certificate(
             crv: jwk.crv.clone(),
         },
         secret_props: SecretProps {
-            content_type: PKCS12.into(),
+            content_type: if pem { PEM } else { PKCS12 }.into(),
         },
         x509_props: X509Props {
             subject: info.subject.clone(),
-            ekus: Vec::new(),
-            sans: (!info.dns_names.is_empty()).then(|| Sans {
+            ekus: info.ekus.clone(),
+            sans: Some(Sans {
                 dns_names: info.dns_names.clone(),
-                ..Default::default()
-            }),
-            key_usage: Vec::new(),
+                emails: info.emails.clone(),
+                upns: info.upns.clone(),
+                uris: info.uris.clone(),
+                ip_addresses: info.ip_addresses.clone(),
+            })
+            .filter(|s| s != &Sans::default()),
+            key_usage: info.key_usage.clone(),
             validity_months: months,
         },
         lifetime_actions: Vec::new(),
@@ -435,15 +457,28 @@ fn policy_from_certificate(
     Ok(policy)
 }
 
-/// A certificate's secret value in its content type: PEM text, or a
-/// password-less PKCS#12 file in base64, as Azure returns it.
-pub fn secret_value(meta: &CertMeta, key: &PrivateKey) -> Result<Zeroizing<String>> {
+/// Whether imported bytes are PEM text rather than a PKCS#12 file (PEM may
+/// start with OpenSSL's "Bag Attributes" lines before its first block).
+pub fn is_pem(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(4096)];
+    head.windows(10).any(|w| w == b"-----BEGIN")
+}
+
+/// A certificate's secret value in `content_type` (its own unless the
+/// caller asks for the other): PEM text, or a password-less PKCS#12 file in
+/// base64, as Azure returns it. Building a PFX runs a key derivation: the
+/// caller runs this off the async workers.
+pub fn secret_value(
+    meta: &CertMeta,
+    key: &PrivateKey,
+    content_type: &str,
+) -> Result<Zeroizing<String>> {
     let material = KeyMaterial::from_pkcs8(key.der()).map_err(input_error)?;
     let mut chain = vec![B64STD.decode(&meta.cer).map_err(|_| corrupt())?];
     for c in &meta.chain {
         chain.push(B64STD.decode(c).map_err(|_| corrupt())?);
     }
-    if meta.content_type == PEM {
+    if content_type == PEM {
         Ok(certs::to_pem(&material, &chain))
     } else {
         let pfx = certs::to_pkcs12(&material, &chain).map_err(input_error)?;
@@ -460,9 +495,13 @@ impl Certificates {
         Certificates {
             objects: Objects::new(barrier.clone(), clock),
             barrier,
+            materials: Default::default(),
         }
     }
 
+    /// Adds a version. With `done`, the operation that produced it is
+    /// completed in the same batch (on the condition that it is unchanged),
+    /// so two merges of one request cannot both make a version.
     async fn add(
         &self,
         vault: &Vault,
@@ -470,11 +509,28 @@ impl Certificates {
         key: &KeyMaterial,
         chain: &[Vec<u8>],
         issue: Issue<'_>,
+        done: Option<(CertOperation, Option<&Stored<CertOperation>>)>,
     ) -> Result<CertView> {
         check_tags("certificate", issue.tags.as_ref())?;
-        let meta = |now, version| meta_for(version, now, chain, key, &issue);
+        let version = keyfort_crypto::random::hex_id();
+        let extra = match done {
+            Some((mut op, previous)) => {
+                op.target_version = Some(version.clone());
+                let key = op_key(vault, name);
+                Some(ExtraPut {
+                    value: self.barrier.seal_json(&key, &op).await?,
+                    expect: previous.map(|p| p.raw.clone()),
+                    key,
+                })
+            }
+            None => None,
+        };
+        let meta = |now, _| meta_for(version.clone(), now, chain, key, &issue);
         let private = PrivateKey::from_der(key.to_der());
-        let mut view = self.objects.add_version(vault, name, meta, private).await?;
+        let mut view = self
+            .objects
+            .add_version_with(vault, name, meta, private, extra.as_ref())
+            .await?;
         view.value = None;
         Ok(view)
     }
@@ -523,14 +579,26 @@ impl Certificates {
                 names::printable(name)
             )));
         }
+        if self.get_deleted(vault, name).await.is_ok() {
+            return Err(Error::Conflict(format!(
+                "Certificate {} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the certificate can only be recovered or purged.",
+                names::printable(name)
+            )));
+        }
         let now = self.objects.now();
-        // `reuse_key` renews with the latest version's key.
-        let key = match self.objects.read(vault, name, None).await {
+        // `reuse_key` renews with the latest version's key, if it is of the policy's kind.
+        let reused = match self.objects.read(vault, name, None).await {
             Ok(latest) if req.policy.key_props.reuse_key => {
-                KeyMaterial::from_pkcs8(latest.value.as_ref().expect("read").der())
-                    .map_err(input_error)?
+                let key = KeyMaterial::from_pkcs8(latest.value.as_ref().expect("read").der())
+                    .map_err(input_error)?;
+                (key.public_jwk().kty.as_deref() == Some(req.policy.key_props.kty.as_str()))
+                    .then_some(key)
             }
-            _ => new_key(&req.policy.key_props)?,
+            _ => None,
+        };
+        let key = match reused {
+            Some(key) => key,
+            None => new_key(&req.policy.key_props).await?,
         };
         let cert_request = request(&req.policy, now);
         let mut op = CertOperation {
@@ -555,16 +623,17 @@ impl Certificates {
                 tags: req.tags,
                 enabled: req.enabled,
             };
-            let view = self.add(vault, name, &key, &[cert], issue).await?;
             op.status = "completed".into();
             op.status_details = String::new();
-            op.target_version = Some(view.meta.version.clone());
+            let done = Some((op.clone(), previous.as_ref()));
+            let view = self.add(vault, name, &key, &[cert], issue, done).await?;
+            op.target_version = Some(view.meta.version);
         } else {
             let csr = certs::csr(&key, &cert_request).map_err(input_error)?;
             op.csr = Some(B64STD.encode(csr));
             op.pending_key = Some(PrivateKey::from_der(key.to_der()));
+            self.save_operation(vault, &op, previous.as_ref()).await?;
         }
-        self.save_operation(vault, &op, previous.as_ref()).await?;
         Ok(op)
     }
 
@@ -632,6 +701,15 @@ impl Certificates {
         let leaf = x5c
             .first()
             .ok_or_else(|| Error::bad("'x5c' must hold at least the signed certificate."))?;
+        if x5c.len() > MAX_CHAIN {
+            return Err(Error::bad(format!(
+                "'x5c' holds {} certificates; at most {MAX_CHAIN} are kept.",
+                x5c.len()
+            )));
+        }
+        for c in &x5c {
+            certs::inspect(c).map_err(input_error)?;
+        }
         if !certs::public_key_matches(leaf, &key).map_err(input_error)? {
             return Err(Error::bad(
                 "The certificate's public key is not the key of the pending signing request.",
@@ -642,16 +720,14 @@ impl Certificates {
             tags: tags.or(op.tags.clone()),
             enabled: enabled.or(op.enabled),
         };
-        let view = self.add(vault, name, &key, &x5c, issue).await?;
         let done = CertOperation {
             status: "completed".into(),
             status_details: String::new(),
-            target_version: Some(view.meta.version.clone()),
             pending_key: None,
-            ..op
+            ..op.clone()
         };
-        self.save_operation(vault, &done, Some(&stored)).await?;
-        Ok(view)
+        self.add(vault, name, &key, &x5c, issue, Some((done, Some(&stored))))
+            .await
     }
 
     /// Imports a certificate with its private key (PKCS#12 or PEM).
@@ -662,30 +738,34 @@ impl Certificates {
         req: ImportCertificate,
     ) -> Result<CertView> {
         Objects::<CertKind>::check_name(name)?;
-        let pem = req.value.starts_with(b"-----");
-        let (key, chain) = if pem {
-            let text = std::str::from_utf8(&req.value)
-                .map_err(|_| Error::bad("The PEM text is not UTF-8."))?;
-            certs::from_pem(text)
-        } else {
-            certs::from_pkcs12(&req.value, &req.password)
-        }
-        .map_err(input_error)?;
+        let pem = is_pem(&req.value);
+        let ImportCertificate {
+            value, password, ..
+        } = req;
+        // Parsing a PFX runs its key derivations: off the async workers.
+        let parsed = tokio::task::spawn_blocking(move || {
+            if pem {
+                let text = std::str::from_utf8(&value)
+                    .map_err(|_| CryptoError::BadInput("the PEM text is not UTF-8".into()))?;
+                certs::from_pem(text)
+            } else {
+                certs::from_pkcs12(&value, &password)
+            }
+        })
+        .await
+        .map_err(|_| Error::Internal("the import task failed".into()))?;
+        let (key, chain) = parsed.map_err(input_error)?;
         let leaf = chain
             .first()
             .ok_or_else(|| Error::bad("The file holds no certificate."))?;
-        let mut policy = policy_from_certificate(leaf, &key, req.policy)?;
-        if req.value.starts_with(b"-----") && policy.secret_props.content_type == PKCS12 {
-            // A PEM import keeps PEM unless the policy asks otherwise.
-            policy.secret_props.content_type = PEM.into();
-        }
+        let mut policy = policy_from_certificate(leaf, &key, req.policy, pem)?;
         check_policy(&mut policy, true)?;
         let issue = Issue {
             policy: &policy,
             tags: req.tags,
             enabled: req.enabled,
         };
-        self.add(vault, name, &key, &chain, issue).await
+        self.add(vault, name, &key, &chain, issue, None).await
     }
 
     /// A version's certificate and metadata (never its private key).
@@ -717,6 +797,13 @@ impl Certificates {
         check_tags("certificate", req.tags.as_ref())?;
         if let Some(p) = req.policy.as_mut() {
             check_policy(p, false)?;
+            // The policy is the certificate's: it lives on the latest version.
+            let latest = self.objects.head(vault, name).await?.meta.version;
+            if version.is_some_and(|v| !v.eq_ignore_ascii_case(&latest)) {
+                return Err(Error::bad(
+                    "A certificate's policy can be changed only on its latest version.",
+                ));
+            }
         }
         let changes = AttributeChanges {
             enabled: req.enabled,
@@ -767,7 +854,9 @@ impl Certificates {
     ) -> Result<crate::keys::KeyInUse> {
         let view = self.objects.read(vault, name, version).await?;
         let private = view.value.as_ref().expect("read returns the payload");
-        let material = KeyMaterial::from_pkcs8(private.der()).map_err(input_error)?;
+        let material = self.materials.get_or_parse(vault, &view.meta.version, || {
+            KeyMaterial::from_pkcs8(private.der()).map_err(input_error)
+        })?;
         Ok(crate::keys::KeyInUse {
             key_ops: crate::keys::default_ops(material.kind()),
             material,
@@ -775,6 +864,27 @@ impl Certificates {
             version: view.meta.version,
             attributes: view.meta.attributes,
         })
+    }
+
+    /// Purges a deleted certificate for good, and forgets its parsed key.
+    pub async fn purge(&self, vault: &Vault, name: &str) -> Result<()> {
+        let purged = self.objects.purge(vault, name).await;
+        self.materials.forget_all();
+        purged
+    }
+
+    /// The purge sweeper's pass over this vault's deleted certificates.
+    pub async fn sweep(&self, vault: &Vault) -> Result<usize> {
+        let purged = self.objects.sweep(vault).await;
+        if matches!(purged, Ok(n) if n > 0) {
+            self.forget_material();
+        }
+        purged
+    }
+
+    /// Forgets every parsed key (a vault was purged, say).
+    pub fn forget_material(&self) {
+        self.materials.forget_all();
     }
 
     /// Whether a live or deleted certificate has this name.

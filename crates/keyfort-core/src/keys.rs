@@ -119,6 +119,10 @@ impl ObjectKind for KeyKind {
     const TITLE: &'static str = "Key";
     const COLLECTION: &'static str = "keys";
     const NOT_FOUND: &'static str = "KeyNotFound";
+
+    fn related_keys(vault: &Vault, folded_name: &str) -> Vec<String> {
+        vec![backup_mark_key(vault, folded_name)]
+    }
 }
 
 /// What the API shows of a key version (the private half is never shown).
@@ -199,7 +203,49 @@ pub struct KeyInUse {
     pub version: String,
     pub attributes: Attributes,
     pub key_ops: Vec<String>,
-    pub material: KeyMaterial,
+    pub material: Arc<KeyMaterial>,
+}
+
+/// Parsed private keys by version. Parsing (with aws-lc's key checks)
+/// costs more than an RSA signature; a version's material never changes,
+/// and version ids are random, so an entry can never serve another key.
+/// The store is still read on every use, for the attributes and key_ops.
+#[derive(Default)]
+pub struct MaterialCache {
+    parsed: std::sync::Mutex<std::collections::HashMap<String, Arc<KeyMaterial>>>,
+}
+
+/// Entries kept before the cache starts over (a bound, not a tuning knob).
+const MATERIAL_CACHE: usize = 4096;
+
+impl MaterialCache {
+    /// The parsed material of `vault`'s version `version`, parsing `der` once.
+    pub fn get_or_parse(
+        &self,
+        vault: &Vault,
+        version: &str,
+        parse: impl FnOnce() -> Result<KeyMaterial>,
+    ) -> Result<Arc<KeyMaterial>> {
+        let key = format!("{}/{version}", vault.id);
+        if let Some(m) = self.parsed.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(m);
+        }
+        let material = Arc::new(parse()?);
+        if let Ok(mut cache) = self.parsed.lock() {
+            if cache.len() >= MATERIAL_CACHE {
+                cache.clear();
+            }
+            cache.insert(key, material.clone());
+        }
+        Ok(material)
+    }
+
+    /// Drops every parsed key, so purged material does not linger in memory.
+    pub fn forget_all(&self) {
+        if let Ok(mut cache) = self.parsed.lock() {
+            cache.clear();
+        }
+    }
 }
 
 impl KeyInUse {
@@ -292,6 +338,7 @@ pub struct Verified {
 pub struct Keys {
     objects: Objects<KeyKind>,
     barrier: Arc<Barrier>,
+    materials: MaterialCache,
 }
 
 impl std::ops::Deref for Keys {
@@ -381,6 +428,7 @@ impl Keys {
         Keys {
             objects: Objects::new(barrier.clone(), clock),
             barrier,
+            materials: MaterialCache::default(),
         }
     }
 
@@ -544,6 +592,27 @@ impl Keys {
             .await
     }
 
+    /// Purges a deleted key for good, and forgets its parsed material.
+    pub async fn purge(&self, vault: &Vault, name: &str) -> Result<()> {
+        let purged = self.objects.purge(vault, name).await;
+        self.materials.forget_all();
+        purged
+    }
+
+    /// The purge sweeper's pass over this vault's deleted keys.
+    pub async fn sweep(&self, vault: &Vault) -> Result<usize> {
+        let purged = self.objects.sweep(vault).await;
+        if matches!(purged, Ok(n) if n > 0) {
+            self.forget_material();
+        }
+        purged
+    }
+
+    /// Forgets every parsed key (a vault was purged, say).
+    pub fn forget_material(&self) {
+        self.materials.forget_all();
+    }
+
     /// A version's material with what decides what it may do.
     pub async fn in_use(
         &self,
@@ -554,8 +623,11 @@ impl Keys {
         let view = self.objects.read(vault, name, version).await?;
         let kind = kind_of(&view.meta.public)?;
         let private = view.value.as_ref().expect("read returns the payload");
+        let material = self.materials.get_or_parse(vault, &view.meta.version, || {
+            Ok(KeyMaterial::from_der(kind, &private.0)?)
+        })?;
         Ok(KeyInUse {
-            material: KeyMaterial::from_der(kind, &private.0)?,
+            material,
             name: view.name,
             version: view.meta.version,
             attributes: view.meta.attributes,

@@ -171,6 +171,8 @@ impl Keyfort {
             extra = extra.delete(key);
         }
         let result = self.vaults.purge_record(vault, extra).await;
+        self.keys.forget_material();
+        self.certificates.forget_material();
         self.authz.forget_tenant(&vault.tenant_id);
         result
     }

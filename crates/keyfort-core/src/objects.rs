@@ -56,6 +56,20 @@ pub trait ObjectKind: Send + Sync + 'static {
     const COLLECTION: &'static str;
     /// `SecretNotFound`, `KeyNotFound`.
     const NOT_FOUND: &'static str;
+
+    /// Other records about the object, removed with it when it is purged
+    /// (a key's backup marks, a certificate's pending operation).
+    fn related_keys(_vault: &Vault, _folded_name: &str) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// One more record to write in the same batch as a new version, on the
+/// condition that it still holds `expect` (or is absent, for `None`).
+pub struct ExtraPut {
+    pub key: String,
+    pub expect: Option<Vec<u8>>,
+    pub value: Vec<u8>,
 }
 
 /// Attribute changes a caller may ask for (`created`/`updated` are ours).
@@ -287,6 +301,19 @@ impl<K: ObjectKind> Objects<K> {
         meta: impl Fn(i64, String) -> Result<K::Meta>,
         value: K::Value,
     ) -> Result<View<K>> {
+        self.add_version_with(vault, name, meta, value, None).await
+    }
+
+    /// [`Objects::add_version`], committing `extra` in the same batch: both
+    /// happen or neither does.
+    pub(crate) async fn add_version_with(
+        &self,
+        vault: &Vault,
+        name: &str,
+        meta: impl Fn(i64, String) -> Result<K::Meta>,
+        value: K::Value,
+        extra: Option<&ExtraPut>,
+    ) -> Result<View<K>> {
         Self::check_name(name)?;
         let folded = names::fold(name);
         for _ in 0..RETRIES {
@@ -318,9 +345,16 @@ impl<K: ObjectKind> Objects<K> {
                 Some(h) => batch.expect_equals(hk.clone(), h.raw.clone()),
                 None => batch.expect_absent(hk.clone()),
             };
-            let batch = batch
+            let mut batch = batch
                 .put(vk.clone(), self.barrier.seal_json(&vk, &version).await?)
                 .put(hk.clone(), self.barrier.seal_json(&hk, &new_head).await?);
+            if let Some(extra) = extra {
+                batch = match &extra.expect {
+                    Some(raw) => batch.expect_equals(extra.key.clone(), raw.clone()),
+                    None => batch.expect_absent(extra.key.clone()),
+                }
+                .put(extra.key.clone(), extra.value.clone());
+            }
             match self.barrier.commit(batch).await {
                 Ok(()) => {
                     return Ok(ObjectView {
@@ -606,10 +640,14 @@ impl<K: ObjectKind> Objects<K> {
     }
 
     async fn purge_stored(&self, vault: &Vault, d: Stored<HeadOf<K>>) -> Result<()> {
-        let prefix = Self::versions_prefix(vault, &names::fold(&d.value.name));
+        let folded = names::fold(&d.value.name);
+        let prefix = Self::versions_prefix(vault, &folded);
         let mut batch = Batch::new()
             .expect_equals(d.key.clone(), d.raw.clone())
             .delete(d.key.clone());
+        for key in K::related_keys(vault, &folded) {
+            batch = batch.delete(key);
+        }
         for key in self.barrier.list_keys(&prefix).await? {
             batch = batch.delete(key);
         }

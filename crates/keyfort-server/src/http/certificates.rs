@@ -11,8 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64STD;
 use keyfort_core::Error;
 use keyfort_core::certificates::{
-    CertKind, CertOperation, CertPolicy, CertView, CreateCertificate, ImportCertificate,
-    UpdateCertificate,
+    CertKind, CertOperation, CertPolicy, CertView, CreateCertificate, ImportCertificate, PEM,
+    PKCS12, UpdateCertificate, is_pem,
 };
 use keyfort_core::model::Vault;
 use serde_json::{Map, Value, json};
@@ -435,17 +435,31 @@ impl ClassifyName for serde_json::Error {
     }
 }
 
-/// A PATCH of the policy: the given sections replace the current ones.
+/// A PATCH of the policy: members given replace the current ones, member
+/// by member inside objects (as Azure merges), arrays whole.
 fn patch_policy(current: &CertPolicy, body: &[u8]) -> Result<CertPolicy, Error> {
-    let patch = super::body::object(body)?;
-    let mut merged = serde_json::to_value(current).map_err(Error::from)?;
-    for (k, v) in patch {
-        if ["id", "attributes"].contains(&k.as_str()) || v.is_null() {
-            continue;
-        }
-        merged[k] = v;
+    let mut patch = Value::Object(super::body::object(body)?);
+    if let Some(p) = patch.as_object_mut() {
+        p.remove("id");
+        p.remove("attributes");
     }
+    let mut merged = serde_json::to_value(current).map_err(Error::from)?;
+    merge_json(&mut merged, patch);
     parse_policy(&merged)
+}
+
+fn merge_json(into: &mut Value, patch: Value) {
+    match (into, patch) {
+        (Value::Object(into), Value::Object(patch)) => {
+            for (k, v) in patch {
+                if v.is_null() {
+                    continue;
+                }
+                merge_json(into.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (into, patch) => *into = patch,
+    }
 }
 
 fn parse_create(body: &[u8]) -> Result<CreateCertificate, Error> {
@@ -465,7 +479,8 @@ fn parse_import(body: &[u8]) -> Result<ImportCertificate, Error> {
     let map = super::body::object(body)?;
     // The value holds the private key: errors about it never quote it.
     let value = required_str(&map, "value")?;
-    let bytes = if value.trim_start().starts_with("-----") {
+    // PEM comes as text or base64 of the text; a PFX as base64.
+    let bytes = if is_pem(value.as_bytes()) {
         value.trim().as_bytes().to_vec()
     } else {
         B64STD
@@ -478,6 +493,13 @@ fn parse_import(body: &[u8]) -> Result<ImportCertificate, Error> {
             let mut p = p.clone();
             if p.get("issuer").is_none_or(Value::is_null) {
                 p["issuer"] = json!({ "name": "Unknown" });
+            }
+            // Without a content type the secret keeps the format imported.
+            if p.pointer("/secret_props/contentType")
+                .is_none_or(Value::is_null)
+            {
+                let format = if is_pem(&bytes) { PEM } else { PKCS12 };
+                p["secret_props"] = json!({ "contentType": format });
             }
             Some(parse_policy(&p)?)
         }
@@ -516,6 +538,7 @@ pub async fn backing_secret(
     r: &Render<'_>,
     name: &str,
     version: Option<&str>,
+    out_content_type: Option<&str>,
 ) -> Result<Value, Error> {
     let view = state
         .kf
@@ -528,13 +551,22 @@ pub async fn backing_secret(
             inner: Some("SecretDisabled"),
         });
     }
-    let key = view.value.as_ref().expect("backing reads the key");
-    let value = keyfort_core::certificates::secret_value(&view.meta, key)?;
+    let key = view.value.clone().expect("backing reads the key");
+    let meta = view.meta.clone();
+    let format = out_content_type
+        .unwrap_or(&view.meta.content_type)
+        .to_owned();
+    let value = tokio::task::spawn_blocking(move || {
+        keyfort_core::certificates::secret_value(&meta, &key, &format)
+    })
+    .await
+    .map_err(|_| Error::Internal("the export task failed".into()))??;
     let v = Some(view.meta.version.as_str());
     let mut out = Map::new();
     out.insert("value".into(), json!(value.as_str()));
     out.insert("id".into(), json!(r.id("secrets", &view.name, v)));
-    out.insert("contentType".into(), json!(view.meta.content_type));
+    let content_type = out_content_type.unwrap_or(&view.meta.content_type);
+    out.insert("contentType".into(), json!(content_type));
     out.insert("kid".into(), json!(r.id("keys", &view.name, v)));
     out.insert("managed".into(), json!(true));
     common(r, &mut out, &view);

@@ -155,12 +155,20 @@ pub async fn run(
             Json(bundle(&r, &view)).into_response()
         }
         Get(name, version) => {
-            check_out_content_type(query)?;
+            let convert_to = out_content_type(query)?;
             match secrets.get(vault, &name, version.as_deref()).await {
                 Ok(view) => Json(bundle(&r, &view)).into_response(),
                 // A certificate's secret: its certificate and private key.
                 Err(e) if certificates::is_not_found(&e) => {
-                    match certificates::backing_secret(state, &r, &name, version.as_deref()).await {
+                    match certificates::backing_secret(
+                        state,
+                        &r,
+                        &name,
+                        version.as_deref(),
+                        convert_to,
+                    )
+                    .await
+                    {
                         Ok(v) => Json(v).into_response(),
                         Err(other) if certificates::is_not_found(&other) => return Err(e),
                         Err(other) => return Err(other),
@@ -261,12 +269,15 @@ async fn new_version_events(state: &AppState, vault: &Vault, view: &SecretView) 
         .await;
 }
 
-/// `outContentType` converts a certificate-backed secret; an unsupported
-/// format is refused, as the spec says. (Plain secrets are returned as stored.)
-fn check_out_content_type(query: Option<&str>) -> Result<(), Error> {
+/// `outContentType` converts a certificate's secret to PKCS#12 or PEM; an
+/// unsupported format is refused, as the spec says. (Plain secrets are
+/// returned as stored.)
+fn out_content_type(query: Option<&str>) -> Result<Option<&'static str>, Error> {
     let given = super::request::query_param_decoded(query, "outContentType");
     match given.as_deref() {
-        None | Some("application/x-pkcs12") | Some("application/x-pem-file") => Ok(()),
+        None => Ok(None),
+        Some("application/x-pkcs12") => Ok(Some("application/x-pkcs12")),
+        Some("application/x-pem-file") => Ok(Some("application/x-pem-file")),
         Some(other) => Err(Error::bad(format!(
             "outContentType '{}' is not supported: use application/x-pkcs12 or application/x-pem-file.",
             names::printable(other)
