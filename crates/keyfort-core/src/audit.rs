@@ -650,8 +650,13 @@ impl Auditor {
                 record: value,
             };
             chain.next_held_id += 1;
+            chain.held.push(held.clone());
             // Kept in the store before the request answers, so a crash
-            // before the sinks recover does not lose it.
+            // before the sinks recover does not lose it. Saved after the
+            // chain is released, so a slow store holds up only this request;
+            // a save landing after the record was chained meanwhile is found
+            // by the restart's check against the log.
+            drop(chain);
             if let Some(holding) = self.holding.get()
                 && let Err(e) = (holding.save)(&held)
             {
@@ -660,7 +665,6 @@ impl Auditor {
                     "a held audit record could not be kept in the store; it is held in memory only"
                 );
             }
-            chain.held.push(held);
         }
         written
     }
