@@ -448,7 +448,7 @@ impl Keys {
         let key_ops = key_ops.unwrap_or_else(|| default_ops(material.kind()));
         check_key_ops(&key_ops)?;
         check_tags("key", tags.as_ref())?;
-        attributes.new_attributes(0)?;
+        attributes.validate()?;
         let attributes = &attributes;
         let public = material.public_jwk();
         let meta = |now, version| {

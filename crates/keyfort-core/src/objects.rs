@@ -103,6 +103,12 @@ impl AttributeChanges {
         Ok(())
     }
 
+    /// Refuses changes that could never apply (an `exp` before `nbf`),
+    /// before anything is read.
+    pub fn validate(&self) -> Result<()> {
+        self.new_attributes(0).map(|_| ())
+    }
+
     /// The attributes of a new version: enabled unless asked otherwise.
     pub fn new_attributes(&self, now: i64) -> Result<Attributes> {
         let mut attributes = Attributes {

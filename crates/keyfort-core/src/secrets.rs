@@ -111,8 +111,7 @@ fn check_metadata(
         )));
     }
     check_tags("secret", tags)?;
-    // Refuses an `exp` before `nbf` before anything is read.
-    changes.new_attributes(0).map(|_| ())
+    changes.validate()
 }
 
 impl Secrets {

@@ -369,6 +369,10 @@ fn common(r: &Render, out: &mut Map<String, Value>, view: &KeyView) {
         meta.tags.as_ref(),
         view.deletion,
     );
+    // Private keys never leave the vault (except sealed in a backup).
+    if let Some(Value::Object(attributes)) = out.get_mut("attributes") {
+        attributes.insert("exportable".into(), json!(false));
+    }
 }
 
 fn parse_key_ops(map: &Map<String, Value>) -> Result<Option<Vec<String>>, Error> {
