@@ -6,7 +6,11 @@
 //! Certificates and requests are built and signed by rcgen over aws-lc-rs,
 //! read by x509-parser, and PFX files read and written by p12-keystore
 //! (PBES2 with AES-256-CBC and an HMAC-SHA-256 MAC when writing; PBES2, 3DES
-//! and RC2-40 when reading). Nothing cryptographic is written here.
+//! and RC2-40 when reading). Before p12-keystore reads a PFX, `pfx_limits`
+//! walks it with the RustCrypto ASN.1 types and refuses files that would be
+//! costly to read; to see inside password-encrypted safes it decrypts them
+//! with the same RustCrypto primitives p12-keystore uses. Nothing
+//! cryptographic is written here.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -53,7 +57,10 @@ pub struct CertRequest {
     pub ip_addresses: Vec<String>,
     /// Extended key usage OIDs in dotted form, e.g. `1.3.6.1.5.5.7.3.1`.
     pub ekus: Vec<String>,
-    /// Key Vault `KeyUsageType` names, e.g. `digitalSignature`.
+    /// Key Vault `KeyUsageType` names, e.g. `digitalSignature`. They are
+    /// written into the key usage extension as given; `keyCertSign` does
+    /// not make a CA: certificates and requests are always for an end
+    /// entity, with no basicConstraints.
     pub key_usage: Vec<String>,
     /// 1 to 1200 (self-signed certificates only; a CSR has no validity).
     pub validity_months: u32,
@@ -683,7 +690,8 @@ fn ip_address(text: &str) -> Result<SanType, CryptoError> {
         .map_err(|_| bad(format!("{} is not an IP address", shown(text))))
 }
 
-/// The parameters common to a certificate and a request.
+/// The parameters common to a certificate and a request: always for an
+/// end entity (no basicConstraints), with the requested key usages.
 fn params_for(req: &CertRequest) -> Result<CertificateParams, CryptoError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = parse_subject(&req.subject)?;
@@ -723,12 +731,12 @@ fn params_for(req: &CertRequest) -> Result<CertificateParams, CryptoError> {
             params.extended_key_usages.push(purpose);
         }
     }
-    // RFC 5280: a key that signs certificates belongs to a CA.
-    params.is_ca = if params.key_usages.contains(&KeyUsagePurpose::KeyCertSign) {
-        IsCa::Ca(rcgen::BasicConstraints::Unconstrained)
-    } else {
-        IsCa::NoCa
-    };
+    // Always an end entity: no basicConstraints, whatever the key usage
+    // says. The az CLI's default policy (and the portal's) lists keyCertSign
+    // and cRLSign for ordinary TLS certificates; the bits are kept as asked,
+    // but deriving CA:TRUE from them would turn every such certificate into
+    // an unconstrained CA whose key could issue certificates for any name.
+    params.is_ca = IsCa::NoCa;
     Ok(params)
 }
 
@@ -776,7 +784,9 @@ fn with_signer<T>(
 
 /// A self-signed certificate (DER) for `key`, as Key Vault makes for the
 /// issuer `Self`: a random 128-bit serial, notBefore `req.not_before`,
-/// notAfter `req.validity_months` calendar months later.
+/// notAfter `req.validity_months` calendar months later. It is an
+/// end-entity certificate (no basicConstraints) even when the key usage
+/// includes `keyCertSign`.
 pub fn self_signed(key: &KeyMaterial, req: &CertRequest) -> Result<Vec<u8>, CryptoError> {
     signature_algorithm(key.kind())?;
     if !(1..=MAX_VALIDITY_MONTHS).contains(&req.validity_months) {
@@ -806,7 +816,9 @@ pub fn self_signed(key: &KeyMaterial, req: &CertRequest) -> Result<Vec<u8>, Cryp
 
 /// A PKCS#10 certificate signing request (DER) for `key`, for a certificate
 /// whose issuer is `Unknown`. `validity_months` and `not_before` are not
-/// part of a request and are ignored.
+/// part of a request and are ignored. The request asks for the policy's
+/// key usages and extended key usages and never for basicConstraints, so
+/// it does not ask for a CA certificate.
 pub fn csr(key: &KeyMaterial, req: &CertRequest) -> Result<Vec<u8>, CryptoError> {
     signature_algorithm(key.kind())?;
     let params = params_for(req)?;
@@ -970,54 +982,77 @@ pub fn public_key_matches(cert_der: &[u8], key: &KeyMaterial) -> Result<bool, Cr
     Ok(matches_key(&cert, &key.public_key_spki_der()?))
 }
 
+/// The most certificates a PEM or PFX may hold (a leaf and its issuers;
+/// real chains have two to four).
+const MAX_CHAIN: usize = 16;
+
 /// Puts the certificate of `key` first, then its issuers as far as they are
 /// present, then any other certificates in their original order. Exact
-/// duplicates are dropped.
+/// duplicates are dropped. More than [`MAX_CHAIN`] certificates are refused.
+/// Each certificate is parsed once.
 fn order_chain(
     key: &KeyMaterial,
     certs: Vec<Vec<u8>>,
     source: &str,
 ) -> Result<Vec<Vec<u8>>, CryptoError> {
-    let mut rest: Vec<Vec<u8>> = Vec::with_capacity(certs.len());
+    if certs.len() > MAX_CHAIN {
+        return Err(bad(format!(
+            "the {source} holds {} certificates; at most {MAX_CHAIN} are accepted",
+            certs.len()
+        )));
+    }
+    let mut unique: Vec<Vec<u8>> = Vec::with_capacity(certs.len());
     for cert in certs {
-        parse_certificate(&cert)
-            .map_err(|_| bad(format!("a certificate in the {source} is not valid X.509")))?;
-        if !rest.contains(&cert) {
-            rest.push(cert);
+        if !unique.contains(&cert) {
+            unique.push(cert);
         }
     }
-    if rest.is_empty() {
+    if unique.is_empty() {
         return Err(bad(format!("the {source} holds no certificate")));
     }
     let spki = key.public_key_spki_der()?;
-    let leaf = rest
-        .iter()
-        .position(|c| parse_certificate(c).is_ok_and(|c| matches_key(&c, &spki)))
-        .ok_or_else(|| {
-            bad(format!(
-                "no certificate in the {source} matches its private key"
-            ))
-        })?;
-    let mut chain = vec![rest.remove(leaf)];
-    loop {
-        let last = chain.last().map(Vec::as_slice).unwrap_or_default();
-        let Ok(last) = parse_certificate(last) else {
-            break;
-        };
-        let issuer = last.issuer().as_raw();
-        if issuer == last.subject().as_raw() {
-            break;
-        }
-        let next = rest
+    // Indices into `unique`, in chain order.
+    let order = {
+        let parsed = unique
             .iter()
-            .position(|c| parse_certificate(c).is_ok_and(|c| c.subject().as_raw() == issuer));
-        match next {
-            Some(i) => chain.push(rest.remove(i)),
-            None => break,
+            .map(|der| {
+                parse_certificate(der)
+                    .map_err(|_| bad(format!("a certificate in the {source} is not valid X.509")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let leaf = parsed
+            .iter()
+            .position(|c| matches_key(c, &spki))
+            .ok_or_else(|| {
+                bad(format!(
+                    "no certificate in the {source} matches its private key"
+                ))
+            })?;
+        let mut used = vec![false; parsed.len()];
+        used[leaf] = true;
+        let mut order = vec![leaf];
+        let mut last = leaf;
+        loop {
+            let issuer = parsed[last].issuer().as_raw();
+            if issuer == parsed[last].subject().as_raw() {
+                break;
+            }
+            let next =
+                (0..parsed.len()).find(|&i| !used[i] && parsed[i].subject().as_raw() == issuer);
+            match next {
+                Some(i) => {
+                    used[i] = true;
+                    order.push(i);
+                    last = i;
+                }
+                None => break,
+            }
         }
-    }
-    chain.extend(rest);
-    Ok(chain)
+        order.extend((0..parsed.len()).filter(|&i| !used[i]));
+        order
+    };
+    let mut slots: Vec<Option<Vec<u8>>> = unique.into_iter().map(Some).collect();
+    Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
 }
 
 // ---------------------------------------------------------------------------
@@ -1085,8 +1120,10 @@ fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, CryptoError> {
             continue;
         };
         let end = format!("-----END {label}-----");
-        // Sized up front so that the base64 of a key is never copied.
-        let mut body = Zeroizing::new(String::with_capacity(text.len()));
+        // The body's lines, borrowed; joined below into a buffer sized to
+        // them, so that the base64 of a key is never copied and a text of
+        // many blocks costs no more than its length.
+        let mut body_lines: Vec<&str> = Vec::new();
         let mut encrypted = false;
         let mut closed = false;
         for line in lines.by_ref() {
@@ -1105,13 +1142,19 @@ fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, CryptoError> {
                 }
                 continue;
             }
-            body.push_str(line);
+            body_lines.push(line);
         }
         if !closed {
             return Err(bad(format!(
                 "the PEM block {} has no matching END line",
                 shown(label)
             )));
+        }
+        let mut body = Zeroizing::new(String::with_capacity(
+            body_lines.iter().map(|line| line.len()).sum(),
+        ));
+        for line in body_lines {
+            body.push_str(line);
         }
         let mut der = Zeroizing::new(Vec::with_capacity(body.len() / 4 * 3 + 3));
         STANDARD
@@ -1164,8 +1207,8 @@ fn ec_from_sec1(der: &[u8]) -> Result<KeyMaterial, CryptoError> {
 }
 
 /// Reads a certificate's PEM: one unencrypted private key (`PRIVATE KEY`,
-/// `RSA PRIVATE KEY` or `EC PRIVATE KEY`) and its certificates. The chain
-/// comes back with the key's certificate first, then its issuers.
+/// `RSA PRIVATE KEY` or `EC PRIVATE KEY`) and its certificates, at most 16.
+/// The chain comes back with the key's certificate first, then its issuers.
 pub fn from_pem(text: &str) -> Result<(KeyMaterial, Vec<Vec<u8>>), CryptoError> {
     let mut key = None;
     let mut certs = Vec::new();
@@ -1179,6 +1222,11 @@ pub fn from_pem(text: &str) -> Result<(KeyMaterial, Vec<Vec<u8>>), CryptoError> 
             "EC PRIVATE KEY" => ec_from_sec1(&block.der)?,
             "ENCRYPTED PRIVATE KEY" => return Err(refuse_encrypted()),
             "CERTIFICATE" | "X509 CERTIFICATE" => {
+                if certs.len() == MAX_CHAIN {
+                    return Err(bad(format!(
+                        "the PEM holds more than {MAX_CHAIN} certificates; at most {MAX_CHAIN} are accepted"
+                    )));
+                }
                 certs.push(block.der.to_vec());
                 continue;
             }
@@ -1258,18 +1306,24 @@ pub fn to_pkcs12(key: &KeyMaterial, chain: &[Vec<u8>]) -> Result<Zeroizing<Vec<u
 /// Reads a PFX: its one private key and the certificates, the key's
 /// certificate first, then its issuers. `password` is `""` for a PFX
 /// without one.
+///
+/// The file is first walked by `pfx_limits::check`, which refuses (with
+/// [`CryptoError::BadInput`]) anything that would make reading it expensive:
+/// more than 256 KiB, more than 8 safes or 32 bags, more than one private
+/// key, a key derivation of more than 600,000 iterations (the MAC's
+/// included) or several adding up to more than 1,800,000, scrypt, or a
+/// structure it cannot classify (nested SafeContents, secret or unknown
+/// bags). Only then does p12-keystore verify the MAC and decrypt it. More
+/// than 16 certificates are refused as well.
 pub fn from_pkcs12(der: &[u8], password: &str) -> Result<(KeyMaterial, Vec<Vec<u8>>), CryptoError> {
     use p12_keystore::error::Error as P12Error;
+    pfx_limits::check(der, password)?;
     let archive = Pkcs12Archive::from_pkcs12(der, password).map_err(|e| match e {
         P12Error::UnsupportedEncryptionScheme
         | P12Error::UnsupportedMacAlgorithm
         | P12Error::UnsupportedContentType
-        | P12Error::UnsupportedCertificateType => CryptoError::Unsupported(
-            "the PFX uses an encryption, MAC or content type that is not supported \
-             (PBES2 with AES, 3DES and RC2-40 are)"
-                .into(),
-        ),
-        _ => bad("the PFX password is wrong or the file is damaged"),
+        | P12Error::UnsupportedCertificateType => pfx_limits::unsupported(),
+        _ => pfx_limits::wrong_password(),
     })?;
     let mut keys = archive.keys.into_iter();
     let key = match (keys.next(), keys.next()) {
@@ -1284,6 +1338,362 @@ pub fn from_pkcs12(der: &[u8], password: &str) -> Result<(KeyMaterial, Vec<Vec<u
         .collect();
     let chain = order_chain(&key, certs, "PFX")?;
     Ok((key, chain))
+}
+
+/// The walk over a PFX that runs before p12-keystore reads it, so that a
+/// file cannot make the server derive keys for minutes or allocate
+/// gigabytes. p12-keystore alone accepts up to 1,000,000 iterations per
+/// key derivation, scrypt up to 1 GiB, and any number of safes and bags.
+///
+/// The walk decodes with the same ASN.1 types p12-keystore uses (`pkcs12`,
+/// `cms`, `pkcs5`), so both see the same structure, and refuses whatever it
+/// cannot classify rather than letting it through. The bags of a
+/// password-encrypted safe are only visible once it is decrypted, so the
+/// walk decrypts those safes itself (PBES2 through `pkcs5`; the legacy
+/// PKCS#12 PBEs through `pkcs12`'s KDF with SHA-1 and 3DES or RC2-40 in CBC
+/// mode, as p12-keystore does) after checking their parameters; the key
+/// bags it only inspects, never decrypts.
+mod pfx_limits {
+    use cbc::cipher::block_padding::Pkcs7;
+    use cbc::cipher::{BlockCipherDecrypt, BlockModeDecrypt, KeyInit, KeyIvInit};
+    use des::TdesEde3;
+    use pkcs5::der::asn1::{ContextSpecific, ObjectIdentifier, OctetString};
+    use pkcs5::der::{Any, Decode, Encode};
+    use pkcs5::pbes2;
+    use pkcs12::cms::cert::x509::spki::AlgorithmIdentifierOwned;
+    use pkcs12::cms::content_info::{CmsVersion, ContentInfo};
+    use pkcs12::cms::encrypted_data::EncryptedData;
+    use pkcs12::kdf::{self, Pkcs12KeyType};
+    use pkcs12::pbe_params::{EncryptedPrivateKeyInfo, Pkcs12PbeParams};
+    use pkcs12::pfx::{Pfx, Version};
+    use pkcs12::safe_bag::SafeContents;
+    use pkcs12::{AuthenticatedSafe, CertBag};
+    use rc2::Rc2;
+    use sha1::Sha1;
+    use zeroize::{Zeroize, Zeroizing};
+
+    use super::bad;
+    use crate::CryptoError;
+
+    /// The largest PFX accepted (a certificate's PFX is a few KiB).
+    pub(super) const MAX_BYTES: usize = 256 * 1024;
+    /// ContentInfos (safes) in the AuthenticatedSafe.
+    pub(super) const MAX_SAFES: usize = 8;
+    /// SafeBags in all the safes together, encrypted ones included.
+    pub(super) const MAX_BAGS: usize = 32;
+    /// Iterations of any one key derivation: a PBKDF2 or the PKCS#12 KDF of
+    /// a legacy PBE or of the MAC. 600,000 is OWASP's figure for
+    /// PBKDF2-HMAC-SHA-256; tools write 2,048 (OpenSSL) to 10,000 (Java).
+    pub(super) const MAX_ITERATIONS: u32 = 600_000;
+    /// Iterations of all the key derivations of a file together: a MAC, a
+    /// certificate safe and a key bag each at the maximum.
+    pub(super) const MAX_TOTAL_ITERATIONS: u64 = 3 * MAX_ITERATIONS as u64;
+
+    const DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
+    const ENCRYPTED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.6");
+    const PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
+    const PBE_SHA1_3DES: ObjectIdentifier = pkcs12::PKCS_12_PBE_WITH_SHAAND3_KEY_TRIPLE_DES_CBC;
+    const PBE_SHA1_RC2_40: ObjectIdentifier = pkcs12::PKCS_12_PBEWITH_SHAAND40_BIT_RC2_CBC;
+
+    pub(super) fn wrong_password() -> CryptoError {
+        bad("the PFX password is wrong or the file is damaged")
+    }
+
+    pub(super) fn unsupported() -> CryptoError {
+        CryptoError::Unsupported(
+            "the PFX uses an encryption, MAC or content type that is not supported \
+             (PBES2 with PBKDF2 and AES, 3DES and RC2-40 are)"
+                .into(),
+        )
+    }
+
+    fn not_a_pfx() -> CryptoError {
+        bad("the data is not a PFX (a DER PKCS#12 file) or is damaged")
+    }
+
+    /// A checked password-based encryption scheme.
+    enum Pbe {
+        Pbes2(pbes2::Parameters),
+        /// A PKCS#12 PBE (RFC 7292 appendix C): SHA-1 KDF, then 3DES (24-byte
+        /// key) or RC2-40 (5-byte key) in CBC mode.
+        Pkcs12 {
+            triple_des: bool,
+            salt: Box<[u8]>,
+            iterations: i32,
+        },
+    }
+
+    struct Walk<'p> {
+        password: &'p str,
+        bags: usize,
+        keys: usize,
+        iterations: u64,
+    }
+
+    /// Refuses a PFX that is too large, too complex or too costly to read,
+    /// or that it cannot classify. Decrypts the password-encrypted safes to
+    /// look inside them, so a wrong password fails here.
+    pub(super) fn check(der: &[u8], password: &str) -> Result<(), CryptoError> {
+        if der.len() > MAX_BYTES {
+            return Err(bad(format!(
+                "the PFX is {} bytes; at most {MAX_BYTES} (256 KiB) are accepted",
+                der.len()
+            )));
+        }
+        let pfx = Pfx::from_der(der).map_err(|_| not_a_pfx())?;
+        if pfx.version != Version::V3 {
+            return Err(not_a_pfx());
+        }
+        let mut walk = Walk {
+            password,
+            bags: 0,
+            keys: 0,
+            iterations: 0,
+        };
+        if let Some(mac) = &pfx.mac_data {
+            walk.spend("MAC", i64::from(mac.iterations))?;
+        }
+        if pfx.auth_safe.content_type != DATA {
+            // Public-key integrity mode (SignedData).
+            return Err(unsupported());
+        }
+        let safes = {
+            let contents = octets(&pfx.auth_safe.content).map_err(|_| not_a_pfx())?;
+            AuthenticatedSafe::from_der(&contents).map_err(|_| not_a_pfx())?
+        };
+        if safes.len() > MAX_SAFES {
+            return Err(bad(format!(
+                "the PFX holds {} safes (ContentInfos); at most {MAX_SAFES} are accepted",
+                safes.len()
+            )));
+        }
+        // Everything visible is checked before anything is decrypted, so a
+        // refused file costs no key derivation at all.
+        let mut encrypted = Vec::new();
+        for safe in &safes {
+            if let Some(pending) = walk.safe(safe)? {
+                encrypted.push(pending);
+            }
+        }
+        for (scheme, ciphertext) in encrypted {
+            let contents = walk.decrypt(&scheme, ciphertext.as_bytes())?;
+            walk.bags(&contents)?;
+        }
+        Ok(())
+    }
+
+    /// The contents of an `OCTET STRING` held in an `ANY`.
+    fn octets(any: &Any) -> Result<Zeroizing<Box<[u8]>>, CryptoError> {
+        let der = Zeroizing::new(any.to_der().map_err(|_| wrong_password())?);
+        let octets = OctetString::from_der(&der).map_err(|_| wrong_password())?;
+        Ok(Zeroizing::new(octets.into_bytes()))
+    }
+
+    impl Walk<'_> {
+        /// Accounts for one key derivation of `iterations`.
+        fn spend(&mut self, what: &str, iterations: i64) -> Result<(), CryptoError> {
+            if iterations < 1 {
+                return Err(bad(format!(
+                    "the PFX's {what} has an iteration count of {iterations}; it must be at least 1"
+                )));
+            }
+            if iterations > i64::from(MAX_ITERATIONS) {
+                return Err(bad(format!(
+                    "the PFX's {what} uses {iterations} key derivation iterations; \
+                     at most {MAX_ITERATIONS} are accepted"
+                )));
+            }
+            self.iterations += iterations.unsigned_abs();
+            if self.iterations > MAX_TOTAL_ITERATIONS {
+                return Err(bad(format!(
+                    "the PFX's key derivations add up to more than {MAX_TOTAL_ITERATIONS} \
+                     iterations, the most accepted for one file"
+                )));
+            }
+            Ok(())
+        }
+
+        /// Checks an encryption algorithm before anything is derived with it.
+        fn scheme(
+            &mut self,
+            alg: &AlgorithmIdentifierOwned,
+            what: &str,
+        ) -> Result<Pbe, CryptoError> {
+            let params = || -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+                let any = alg.parameters.as_ref().ok_or_else(wrong_password)?;
+                Ok(Zeroizing::new(any.to_der().map_err(|_| wrong_password())?))
+            };
+            if alg.oid == PBES2 {
+                let params = pbes2::Parameters::from_der(&params()?).map_err(|_| unsupported())?;
+                match &params.kdf {
+                    pbes2::Kdf::Pbkdf2(pbkdf2) => {
+                        self.spend(what, i64::from(pbkdf2.iteration_count))?;
+                    }
+                    pbes2::Kdf::Scrypt(_) => {
+                        return Err(bad("scrypt-protected PFX files are not supported; \
+                             export the file with PBKDF2 (as OpenSSL and Windows do)"));
+                    }
+                    _ => return Err(unsupported()),
+                }
+                Ok(Pbe::Pbes2(params))
+            } else if alg.oid == PBE_SHA1_3DES || alg.oid == PBE_SHA1_RC2_40 {
+                let params = Pkcs12PbeParams::from_der(&params()?).map_err(|_| wrong_password())?;
+                self.spend(what, i64::from(params.iterations))?;
+                Ok(Pbe::Pkcs12 {
+                    triple_des: alg.oid == PBE_SHA1_3DES,
+                    salt: params.salt.into_bytes(),
+                    iterations: params.iterations,
+                })
+            } else {
+                Err(unsupported())
+            }
+        }
+
+        /// One ContentInfo of the AuthenticatedSafe: plain SafeContents,
+        /// whose bags are checked now, or password-encrypted ones, whose
+        /// scheme is checked now and which come back to be decrypted.
+        fn safe(&mut self, safe: &ContentInfo) -> Result<Option<(Pbe, OctetString)>, CryptoError> {
+            if safe.content_type == DATA {
+                let contents = octets(&safe.content)?;
+                return self.bags(&contents).map(|()| None);
+            }
+            if safe.content_type != ENCRYPTED_DATA {
+                // EnvelopedData (public-key privacy mode) or anything else.
+                return Err(unsupported());
+            }
+            let der = Zeroizing::new(safe.content.to_der().map_err(|_| wrong_password())?);
+            let encrypted = EncryptedData::from_der(&der).map_err(|_| wrong_password())?;
+            if encrypted.version != CmsVersion::V0 {
+                return Err(wrong_password());
+            }
+            let info = encrypted.enc_content_info;
+            let scheme = self.scheme(&info.content_enc_alg, "encrypted safe")?;
+            let ciphertext = info.encrypted_content.ok_or_else(wrong_password)?;
+            Ok(Some((scheme, ciphertext)))
+        }
+
+        fn decrypt(
+            &self,
+            scheme: &Pbe,
+            ciphertext: &[u8],
+        ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+            let mut buffer = Zeroizing::new(ciphertext.to_vec());
+            let len = match scheme {
+                Pbe::Pbes2(params) => params
+                    .decrypt_in_place(self.password.as_bytes(), &mut buffer)
+                    .map_err(|_| wrong_password())?
+                    .len(),
+                Pbe::Pkcs12 {
+                    triple_des: true,
+                    salt,
+                    iterations,
+                } => pkcs12_pbe_decrypt::<TdesEde3>(
+                    self.password,
+                    salt,
+                    *iterations,
+                    24,
+                    &mut buffer,
+                )?,
+                Pbe::Pkcs12 {
+                    triple_des: false,
+                    salt,
+                    iterations,
+                } => pkcs12_pbe_decrypt::<Rc2>(self.password, salt, *iterations, 5, &mut buffer)?,
+            };
+            buffer.truncate(len);
+            Ok(buffer)
+        }
+
+        /// The bags of one SafeContents.
+        fn bags(&mut self, contents: &[u8]) -> Result<(), CryptoError> {
+            let bags = SafeContents::from_der(contents).map_err(|_| wrong_password())?;
+            self.bags += bags.len();
+            if self.bags > MAX_BAGS {
+                let mut bags = bags;
+                bags.iter_mut().for_each(|bag| bag.bag_value.zeroize());
+                return Err(bad(format!(
+                    "the PFX holds more than {MAX_BAGS} bags; at most {MAX_BAGS} are accepted"
+                )));
+            }
+            let mut result = Ok(());
+            for mut bag in bags {
+                if result.is_ok() {
+                    result = self.bag(bag.bag_id, &bag.bag_value);
+                }
+                // A keyBag holds a private key in the clear.
+                bag.bag_value.zeroize();
+            }
+            result
+        }
+
+        /// One SafeBag; `value` is its `[0] EXPLICIT` value.
+        fn bag(&mut self, id: ObjectIdentifier, value: &[u8]) -> Result<(), CryptoError> {
+            match id {
+                pkcs12::PKCS_12_KEY_BAG_OID => self.key(),
+                pkcs12::PKCS_12_PKCS8_KEY_BAG_OID => {
+                    self.key()?;
+                    let info = ContextSpecific::<EncryptedPrivateKeyInfo>::from_der(value)
+                        .map_err(|_| wrong_password())?;
+                    self.scheme(&info.value.encryption_algorithm, "private key")
+                        .map(drop)
+                }
+                pkcs12::PKCS_12_CERT_BAG_OID => {
+                    let bag = ContextSpecific::<CertBag>::from_der(value)
+                        .map_err(|_| wrong_password())?;
+                    if bag.value.cert_id == pkcs12::PKCS_12_X509_CERT_OID {
+                        Ok(())
+                    } else {
+                        Err(unsupported())
+                    }
+                }
+                // Read by no one, and nothing in it is decrypted.
+                pkcs12::PKCS_12_CRL_BAG_OID => Ok(()),
+                pkcs12::PKCS_12_SECRET_BAG_OID => Err(bad(
+                    "the PFX holds a secret bag (a secret key or password), which a \
+                     certificate's PFX does not; it is not supported",
+                )),
+                pkcs12::PKCS_12_SAFE_CONTENTS_BAG_OID => Err(bad(
+                    "the PFX nests SafeContents inside a bag, which is not supported",
+                )),
+                other => Err(bad(format!(
+                    "the PFX holds a bag of unknown type {other}, which is not supported"
+                ))),
+            }
+        }
+
+        fn key(&mut self) -> Result<(), CryptoError> {
+            self.keys += 1;
+            if self.keys > 1 {
+                return Err(bad("the PFX holds more than one private key"));
+            }
+            Ok(())
+        }
+    }
+
+    /// Decrypts `buffer` in place with a PKCS#12 PBE (as p12-keystore does):
+    /// key and IV from the PKCS#12 KDF with SHA-1, then CBC with PKCS#7
+    /// padding. Returns the plaintext's length.
+    fn pkcs12_pbe_decrypt<C: BlockCipherDecrypt + KeyInit>(
+        password: &str,
+        salt: &[u8],
+        iterations: i32,
+        key_len: usize,
+        buffer: &mut [u8],
+    ) -> Result<usize, CryptoError> {
+        let derive = |kind, len| {
+            kdf::derive_key_utf8::<Sha1>(password, salt, kind, iterations, len)
+                .map(Zeroizing::new)
+                .map_err(|_| wrong_password())
+        };
+        let key = derive(Pkcs12KeyType::EncryptionKey, key_len)?;
+        let iv = derive(Pkcs12KeyType::Iv, 8)?;
+        let cipher =
+            cbc::Decryptor::<C>::new_from_slices(&key, &iv).map_err(|_| wrong_password())?;
+        cipher
+            .decrypt_padded::<Pkcs7>(buffer)
+            .map(<[u8]>::len)
+            .map_err(|_| wrong_password())
+    }
 }
 
 #[cfg(test)]
@@ -1579,21 +1989,62 @@ mod tests {
         ));
     }
 
+    /// The CA flag (basicConstraints cA) of a certificate or of a
+    /// request's requested extensions, if it has basicConstraints at all.
+    fn basic_constraints_ca(
+        extensions: &[x509_parser::extensions::X509Extension<'_>],
+    ) -> Option<bool> {
+        extensions
+            .iter()
+            .find_map(|ext| match ext.parsed_extension() {
+                ParsedExtension::BasicConstraints(bc) => Some(bc.ca),
+                _ => None,
+            })
+    }
+
     #[test]
-    fn certs_key_cert_sign_makes_a_ca() {
-        let mut req = request("CN=Contoso CA");
+    fn certs_key_cert_sign_does_not_make_a_ca() {
+        // The az CLI's default policy: keyCertSign and cRLSign on an
+        // ordinary TLS certificate.
+        let mut req = request("CN=app.example.com");
         req.key_usage = vec![
+            "digitalSignature".into(),
+            "keyEncipherment".into(),
             "keyCertSign".into(),
             "cRLSign".into(),
             "nonRepudiation".into(),
         ];
         let der = self_signed(rsa(), &req).unwrap();
         let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
-        assert!(cert.basic_constraints().unwrap().unwrap().value.ca);
+        assert!(cert.basic_constraints().unwrap().is_none());
+        assert_eq!(basic_constraints_ca(cert.extensions()), None);
+        assert!(!cert.is_ca());
+        // The requested key usage bits are kept.
         assert_eq!(
             inspect(&der).unwrap().key_usage,
-            ["nonRepudiation", "keyCertSign", "cRLSign"]
+            [
+                "digitalSignature",
+                "nonRepudiation",
+                "keyEncipherment",
+                "keyCertSign",
+                "cRLSign"
+            ]
         );
+
+        // Nor does a request ask for a CA.
+        let der = csr(rsa(), &req).unwrap();
+        let (_, parsed) = X509CertificationRequest::from_der(&der).unwrap();
+        let mut key_cert_sign = false;
+        for ext in parsed.requested_extensions().unwrap() {
+            match ext {
+                ParsedExtension::BasicConstraints(bc) => {
+                    panic!("the request asks for basicConstraints (CA: {})", bc.ca)
+                }
+                ParsedExtension::KeyUsage(usage) => key_cert_sign = usage.key_cert_sign(),
+                _ => {}
+            }
+        }
+        assert!(key_cert_sign, "the request keeps keyCertSign");
     }
 
     #[test]
@@ -1651,7 +2102,10 @@ mod tests {
         let ca_key = KeyMaterial::generate_ec(Curve::P256).unwrap();
         let mut ca_req = request("CN=Test CA");
         ca_req.key_usage = vec!["keyCertSign".into()];
-        let ca_params = params_for(&ca_req).unwrap();
+        let mut ca_params = params_for(&ca_req).unwrap();
+        // params_for never makes a CA; this test CA is one explicitly.
+        assert_eq!(ca_params.is_ca, IsCa::NoCa);
+        ca_params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let leaf_key = KeyMaterial::generate_ec(Curve::P384).unwrap();
         let leaf_params = params_for(&request("CN=leaf.example.com")).unwrap();
         let ca_pair = KeyPair::from_pkcs8_der_and_sign_algo(
@@ -1785,6 +2239,17 @@ mod tests {
         let junk_key = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
         assert!(err(junk_key).contains("PKCS#8"));
 
+        // At most 16 certificates (duplicates counted).
+        let sixteen = to_pem(rsa(), &vec![cert.clone(); 16]);
+        assert_eq!(from_pem(&sixteen).unwrap().1, std::slice::from_ref(&cert));
+        let seventeen = to_pem(rsa(), &vec![cert.clone(); 17]);
+        let message = err(&seventeen);
+        assert!(message.contains("more than 16 certificates"), "{message}");
+        assert!(matches!(
+            from_pem(&seventeen),
+            Err(CryptoError::BadInput(_))
+        ));
+
         // No error or Debug output carries the key.
         let pem = to_pem(rsa(), &[cert]);
         let key_line = pem.lines().nth(3).unwrap();
@@ -1850,6 +2315,485 @@ mod tests {
         let err = to_pkcs12(&leaf_key, &[cert]).unwrap_err();
         assert!(err.to_string().contains("first certificate"), "{err}");
         assert!(to_pkcs12(&leaf_key, &[]).is_err());
+    }
+
+    // -----------------------------------------------------------------------
+    // PFX limits. Files are built by hand with the same ASN.1 types
+    // p12-keystore reads them with.
+
+    mod pfx {
+        use std::time::{Duration, Instant};
+
+        use p12_keystore::{Certificate, PrivateKey};
+        use pkcs5::der::asn1::{ObjectIdentifier, OctetString};
+        use pkcs5::der::{Any as DerAny, Decode as _, Encode as _};
+        use pkcs5::pbes2;
+        use pkcs12::cms::cert::x509::spki::AlgorithmIdentifierOwned;
+        use pkcs12::cms::content_info::{CmsVersion, ContentInfo};
+        use pkcs12::cms::encrypted_data::EncryptedData;
+        use pkcs12::cms::enveloped_data::EncryptedContentInfo;
+        use pkcs12::pbe_params::{EncryptedPrivateKeyInfo, Pkcs12PbeParams};
+        use pkcs12::pfx::{Pfx, Version};
+        use pkcs12::safe_bag::SafeBag;
+        use pkcs12::{CertBag, DigestInfo, MacData};
+
+        use super::super::pfx_limits::{
+            MAX_BAGS, MAX_BYTES, MAX_ITERATIONS, MAX_SAFES, MAX_TOTAL_ITERATIONS,
+        };
+        use super::*;
+
+        const DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
+        const ENCRYPTED_DATA: ObjectIdentifier =
+            ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.6");
+        const ENVELOPED_DATA: ObjectIdentifier =
+            ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.3");
+        const PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
+        const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+
+        fn any(der: &[u8]) -> DerAny {
+            DerAny::from_der(der).unwrap()
+        }
+
+        fn pbkdf2(iterations: u32) -> pbes2::Parameters {
+            pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(iterations, &[7; 16], [9; 16])
+                .unwrap()
+        }
+
+        fn scrypt(log_n: u8) -> pbes2::Parameters {
+            let params = pkcs5::scrypt::Params::new(log_n, 8, 1).unwrap();
+            pbes2::Parameters::generate_scrypt_aes256cbc(params, &[7; 16], [9; 16]).unwrap()
+        }
+
+        fn pbes2_alg(params: &pbes2::Parameters) -> AlgorithmIdentifierOwned {
+            AlgorithmIdentifierOwned {
+                oid: PBES2,
+                parameters: Some(any(&params.to_der().unwrap())),
+            }
+        }
+
+        /// A legacy PKCS#12 PBE: 3DES or RC2-40.
+        fn pkcs12_pbe(triple_des: bool, iterations: i32) -> AlgorithmIdentifierOwned {
+            let params = Pkcs12PbeParams {
+                salt: OctetString::new(vec![1; 8]).unwrap(),
+                iterations,
+            };
+            AlgorithmIdentifierOwned {
+                oid: if triple_des {
+                    pkcs12::PKCS_12_PBE_WITH_SHAAND3_KEY_TRIPLE_DES_CBC
+                } else {
+                    pkcs12::PKCS_12_PBEWITH_SHAAND40_BIT_RC2_CBC
+                },
+                parameters: Some(any(&params.to_der().unwrap())),
+            }
+        }
+
+        fn bag(bag_id: ObjectIdentifier, value: Vec<u8>) -> SafeBag {
+            SafeBag {
+                bag_id,
+                bag_value: value,
+                bag_attributes: None,
+            }
+        }
+
+        fn shrouded_key(alg: AlgorithmIdentifierOwned, ciphertext: Vec<u8>) -> SafeBag {
+            let info = EncryptedPrivateKeyInfo {
+                encryption_algorithm: alg,
+                encrypted_data: OctetString::new(ciphertext).unwrap(),
+            };
+            bag(pkcs12::PKCS_12_PKCS8_KEY_BAG_OID, info.to_der().unwrap())
+        }
+
+        /// The key's bag, really encrypted with `params` under `password`.
+        fn key_bag(key: &KeyMaterial, params: &pbes2::Parameters, password: &str) -> SafeBag {
+            let ciphertext = params.encrypt(password, key.to_der()).unwrap();
+            shrouded_key(pbes2_alg(params), ciphertext)
+        }
+
+        fn cert_bag(der: &[u8]) -> SafeBag {
+            let cert = CertBag {
+                cert_id: pkcs12::PKCS_12_X509_CERT_OID,
+                cert_value: OctetString::new(der.to_vec()).unwrap(),
+            };
+            bag(pkcs12::PKCS_12_CERT_BAG_OID, cert.to_der().unwrap())
+        }
+
+        fn crl_bag() -> SafeBag {
+            let value = OctetString::new(vec![0; 4]).unwrap().to_der().unwrap();
+            bag(pkcs12::PKCS_12_CRL_BAG_OID, value)
+        }
+
+        fn data_safe(bags: Vec<SafeBag>) -> ContentInfo {
+            let contents = OctetString::new(bags.to_der().unwrap()).unwrap();
+            ContentInfo {
+                content_type: DATA,
+                content: any(&contents.to_der().unwrap()),
+            }
+        }
+
+        fn encrypted_safe(alg: AlgorithmIdentifierOwned, ciphertext: Vec<u8>) -> ContentInfo {
+            let data = EncryptedData {
+                version: CmsVersion::V0,
+                enc_content_info: EncryptedContentInfo {
+                    content_type: DATA,
+                    content_enc_alg: alg,
+                    encrypted_content: Some(OctetString::new(ciphertext).unwrap()),
+                },
+                unprotected_attrs: None,
+            };
+            ContentInfo {
+                content_type: ENCRYPTED_DATA,
+                content: any(&data.to_der().unwrap()),
+            }
+        }
+
+        /// `bags` in a safe really encrypted with PBES2 (1,000 iterations).
+        fn pbes2_safe(bags: Vec<SafeBag>, password: &str) -> ContentInfo {
+            let params = pbkdf2(1000);
+            let ciphertext = params.encrypt(password, &bags.to_der().unwrap()).unwrap();
+            encrypted_safe(pbes2_alg(&params), ciphertext)
+        }
+
+        /// A MAC that is never verified: the walk refuses the file first.
+        fn mac(iterations: i32) -> MacData {
+            MacData {
+                mac: DigestInfo {
+                    algorithm: AlgorithmIdentifierOwned {
+                        oid: SHA256,
+                        parameters: None,
+                    },
+                    digest: OctetString::new(vec![0; 32]).unwrap(),
+                },
+                mac_salt: OctetString::new(vec![2; 8]).unwrap(),
+                iterations,
+            }
+        }
+
+        fn pfx_of(safes: Vec<ContentInfo>, mac_data: Option<MacData>) -> Vec<u8> {
+            let auth_safe = OctetString::new(safes.to_der().unwrap()).unwrap();
+            Pfx {
+                version: Version::V3,
+                auth_safe: ContentInfo {
+                    content_type: DATA,
+                    content: any(&auth_safe.to_der().unwrap()),
+                },
+                mac_data,
+            }
+            .to_der()
+            .unwrap()
+        }
+
+        fn cert() -> &'static Vec<u8> {
+            static CERT: OnceLock<Vec<u8>> = OnceLock::new();
+            CERT.get_or_init(|| self_signed(rsa(), &request("CN=pfx.example.com")).unwrap())
+        }
+
+        /// Refused with BadInput, at once (no key derivation ran), and the
+        /// message never shows the password.
+        #[track_caller]
+        fn refused(pfx: &[u8], password: &str) -> String {
+            let started = Instant::now();
+            let err = from_pkcs12(pfx, password).unwrap_err();
+            let elapsed = started.elapsed();
+            assert!(
+                elapsed < Duration::from_secs(1),
+                "refused in {elapsed:?}: {err}"
+            );
+            assert!(matches!(err, CryptoError::BadInput(_)), "{err}");
+            let message = err.to_string();
+            assert!(
+                password.is_empty() || !message.contains(password),
+                "{message}"
+            );
+            message
+        }
+
+        #[test]
+        fn certs_pkcs12_hand_built_files_import() {
+            // The builders above make files that import, so the refusals
+            // below are about the limits, not about broken files.
+            let key = rsa();
+            let pfx = pfx_of(
+                vec![
+                    pbes2_safe(vec![cert_bag(cert())], "pw"),
+                    data_safe(vec![key_bag(key, &pbkdf2(1000), "pw")]),
+                ],
+                None,
+            );
+            let (back, chain) = from_pkcs12(&pfx, "pw").unwrap();
+            assert_eq!(back.to_der(), key.to_der());
+            assert_eq!(chain, [cert().clone()]);
+
+            // At the limits: 8 safes (six of them empty) and 32 bags (the
+            // key, the certificate and 30 CRL bags).
+            let mut safes = vec![
+                data_safe(vec![key_bag(key, &pbkdf2(1000), "pw")]),
+                pbes2_safe(vec![cert_bag(cert())], "pw"),
+            ];
+            safes.extend((2..MAX_SAFES).map(|_| data_safe(Vec::new())));
+            safes[2] = data_safe((2..MAX_BAGS).map(|_| crl_bag()).collect());
+            let (back, _) = from_pkcs12(&pfx_of(safes, None), "pw").unwrap();
+            assert_eq!(back.to_der(), key.to_der());
+        }
+
+        #[test]
+        fn certs_pkcs12_refuses_costly_iterations() {
+            let junk = || vec![0u8; 1232];
+            let certs = || data_safe(vec![cert_bag(cert())]);
+            for iterations in [1_000_001, 1_000_000, MAX_ITERATIONS + 1] {
+                // The key bag's PBKDF2 (p12-keystore alone runs up to
+                // 1,000,000)...
+                let key = shrouded_key(pbes2_alg(&pbkdf2(iterations)), junk());
+                let message = refused(
+                    &pfx_of(vec![data_safe(vec![key.clone()]), certs()], None),
+                    "",
+                );
+                assert!(
+                    message.contains(&format!("{iterations} key derivation iterations")),
+                    "{message}"
+                );
+                assert!(message.contains("at most 600000"), "{message}");
+                // ...also when it hides in an encrypted safe...
+                let hidden = pbes2_safe(vec![key, cert_bag(cert())], "pw");
+                let message = refused(&pfx_of(vec![hidden], None), "pw");
+                assert!(message.contains(&iterations.to_string()), "{message}");
+                // ...the encrypted safe's own...
+                let safe = encrypted_safe(pbes2_alg(&pbkdf2(iterations)), junk());
+                let message = refused(&pfx_of(vec![safe], None), "");
+                assert!(message.contains("encrypted safe"), "{message}");
+                // ...the legacy PBEs' PKCS#12 KDF...
+                let count = i32::try_from(iterations).unwrap();
+                for triple_des in [true, false] {
+                    let key = shrouded_key(pkcs12_pbe(triple_des, count), junk());
+                    let message = refused(&pfx_of(vec![data_safe(vec![key]), certs()], None), "");
+                    assert!(message.contains("private key"), "{message}");
+                    let safe = encrypted_safe(pkcs12_pbe(triple_des, count), junk());
+                    refused(&pfx_of(vec![safe], None), "");
+                }
+                // ...and the MAC's.
+                let good = vec![certs(), data_safe(vec![key_bag(rsa(), &pbkdf2(1000), "")])];
+                let message = refused(&pfx_of(good, Some(mac(count))), "");
+                assert!(message.contains("MAC"), "{message}");
+            }
+            // Zero or negative counts are refused too.
+            for count in [0, -5] {
+                let key = shrouded_key(pkcs12_pbe(true, count), junk());
+                refused(&pfx_of(vec![data_safe(vec![key])], Some(mac(1))), "");
+                refused(&pfx_of(vec![certs()], Some(mac(count))), "");
+            }
+
+            // Several derivations at the maximum: a MAC, a key and a safe
+            // pass (1,800,000), one more safe is refused before anything is
+            // decrypted.
+            let max = i32::try_from(MAX_ITERATIONS).unwrap();
+            let safes = vec![
+                data_safe(vec![shrouded_key(
+                    pbes2_alg(&pbkdf2(MAX_ITERATIONS)),
+                    junk(),
+                )]),
+                encrypted_safe(pkcs12_pbe(false, max), junk()),
+                encrypted_safe(pbes2_alg(&pbkdf2(1)), junk()),
+            ];
+            let message = refused(&pfx_of(safes, Some(mac(max))), "");
+            assert!(
+                message.contains(&format!("add up to more than {MAX_TOTAL_ITERATIONS}")),
+                "{message}"
+            );
+        }
+
+        #[test]
+        fn certs_pkcs12_refuses_scrypt() {
+            // A genuine scrypt-protected key bag (cheap parameters), which
+            // p12-keystore alone would read...
+            let cheap = scrypt(10);
+            let key = key_bag(rsa(), &cheap, "pw");
+            let pfx = pfx_of(vec![data_safe(vec![key, cert_bag(cert())])], None);
+            let archive = Pkcs12Archive::from_pkcs12(&pfx, "pw").unwrap();
+            assert_eq!(archive.keys[0].key.as_der(), rsa().to_der());
+            // ...is refused.
+            let message = refused(&pfx, "pw");
+            assert!(
+                message.contains("scrypt-protected PFX files are not supported"),
+                "{message}"
+            );
+
+            // N = 2^20, r = 8 (1 GiB per derivation): refused without
+            // deriving anything, on the key, on a safe, or hidden in one.
+            let huge = scrypt(20);
+            let key = shrouded_key(pbes2_alg(&huge), vec![0; 1232]);
+            for safes in [
+                vec![data_safe(vec![key.clone(), cert_bag(cert())])],
+                vec![encrypted_safe(pbes2_alg(&huge), vec![0; 1232])],
+                vec![pbes2_safe(vec![key, cert_bag(cert())], "pw")],
+            ] {
+                let message = refused(&pfx_of(safes, None), "pw");
+                assert!(message.contains("scrypt"), "{message}");
+            }
+        }
+
+        #[test]
+        fn certs_pkcs12_refuses_too_many_bags_and_safes() {
+            // 40 bags, as p12-keystore writes them: the key in a plain safe,
+            // 39 certificates in an encrypted one; the walk decrypts it to
+            // count them.
+            let mut store = KeyStore::new();
+            let certs = vec![Certificate::from_der(cert()).unwrap(); 39];
+            store.add_entry(
+                "k",
+                KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(
+                    b"id".as_slice(),
+                    PrivateKey::from_der(rsa().to_der()).unwrap(),
+                    certs,
+                )),
+            );
+            let forty = store.writer("").write().unwrap();
+            let message = refused(&forty, "");
+            assert!(
+                message.contains(&format!("more than {MAX_BAGS} bags")),
+                "{message}"
+            );
+
+            // In plain safes, spread over several.
+            let safes = vec![
+                data_safe(vec![key_bag(rsa(), &pbkdf2(1000), "")]),
+                data_safe((0..20).map(|_| crl_bag()).collect()),
+                data_safe((0..20).map(|_| cert_bag(cert())).collect()),
+            ];
+            refused(&pfx_of(safes, None), "");
+
+            // Nine safes.
+            let safes = (0..=MAX_SAFES).map(|_| data_safe(Vec::new())).collect();
+            let message = refused(&pfx_of(safes, None), "");
+            assert!(message.contains("9 safes"), "{message}");
+
+            // A second private key is refused before either is decrypted.
+            let costly = || shrouded_key(pbes2_alg(&pbkdf2(MAX_ITERATIONS)), vec![0; 1232]);
+            let safes = vec![data_safe(vec![costly(), costly(), cert_bag(cert())])];
+            let message = refused(&pfx_of(safes, None), "");
+            assert!(message.contains("more than one private key"), "{message}");
+
+            // 17 certificates (bags allow it, the chain does not); 16 pass.
+            for (count, ok) in [(16, true), (17, false)] {
+                let mut bags = vec![key_bag(rsa(), &pbkdf2(1000), "")];
+                bags.extend((0..count).map(|_| cert_bag(cert())));
+                let pfx = pfx_of(vec![data_safe(bags)], None);
+                if ok {
+                    assert_eq!(from_pkcs12(&pfx, "").unwrap().1, [cert().clone()]);
+                } else {
+                    let message = refused(&pfx, "");
+                    assert!(message.contains("17 certificates; at most 16"), "{message}");
+                }
+            }
+        }
+
+        #[test]
+        fn certs_pkcs12_refuses_what_it_cannot_classify() {
+            let large = vec![0x30; MAX_BYTES + 1];
+            assert!(refused(&large, "").contains("256 KiB"));
+            assert!(refused(b"not a pfx", "").contains("not a PFX"));
+
+            let key = || key_bag(rsa(), &pbkdf2(1000), "");
+            let nested = bag(
+                pkcs12::PKCS_12_SAFE_CONTENTS_BAG_OID,
+                vec![cert_bag(cert())].to_der().unwrap(),
+            );
+            let secret = bag(
+                pkcs12::PKCS_12_SECRET_BAG_OID,
+                OctetString::new(vec![1; 16]).unwrap().to_der().unwrap(),
+            );
+            let unknown = bag(
+                ObjectIdentifier::new_unwrap("1.2.3.4.5"),
+                OctetString::new(vec![1; 16]).unwrap().to_der().unwrap(),
+            );
+            for (odd, expected) in [
+                (nested, "nests SafeContents"),
+                (secret, "secret bag"),
+                (unknown, "unknown type 1.2.3.4.5"),
+            ] {
+                // In a plain safe and hidden in an encrypted one.
+                for safe in [
+                    data_safe(vec![key(), cert_bag(cert()), odd.clone()]),
+                    pbes2_safe(vec![key(), cert_bag(cert()), odd.clone()], ""),
+                ] {
+                    let message = refused(&pfx_of(vec![safe], None), "");
+                    assert!(message.contains(expected), "{message}");
+                }
+            }
+
+            // A safe encrypted to a public key (EnvelopedData) is not
+            // supported.
+            let enveloped = ContentInfo {
+                content_type: ENVELOPED_DATA,
+                content: any(&OctetString::new(vec![0; 8]).unwrap().to_der().unwrap()),
+            };
+            let err = from_pkcs12(&pfx_of(vec![enveloped], None), "").unwrap_err();
+            assert!(matches!(err, CryptoError::Unsupported(_)), "{err}");
+        }
+
+        #[test]
+        fn certs_pkcs12_openssl_vectors() {
+            for vector in [OPENSSL_DEFAULT, OPENSSL_LEGACY] {
+                let compact: String = vector.split_whitespace().collect();
+                let pfx = STANDARD.decode(compact).unwrap();
+                let (key, chain) = from_pkcs12(&pfx, "s3cret").unwrap();
+                assert_eq!(key.kind(), KeyKind::Ec(Curve::P256));
+                assert_eq!(chain.len(), 1);
+                assert!(public_key_matches(&chain[0], &key).unwrap());
+                assert_eq!(
+                    inspect(&chain[0]).unwrap().subject,
+                    "CN=interop.example.com"
+                );
+                let err = from_pkcs12(&pfx, "wrong").unwrap_err();
+                assert_eq!(
+                    err.to_string(),
+                    "bad input: the PFX password is wrong or the file is damaged"
+                );
+            }
+        }
+
+        /// `openssl pkcs12 -export` (OpenSSL 3.0): PBES2 (PBKDF2-SHA-256, AES-256-CBC,
+        /// 2048 iterations) and an HMAC-SHA-256 MAC; a P-256 key, CN=interop.example.com, password `s3cret`.
+        const OPENSSL_DEFAULT: &str = "\
+        MIIEHAIBAzCCA9IGCSqGSIb3DQEHAaCCA8MEggO/MIIDuzCCAnIGCSqGSIb3DQEHBqCCAmMwggJf\
+        AgEAMIICWAYJKoZIhvcNAQcBMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAhWHqFExqjQ\
+        3AICCAAwDAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEELfujjgK0CG9ePAZvfKB6uaAggHw447f\
+        MYj370c9IQiMB8V5fj59C5l7Z982AjaoN0W9060y1PW3shFH/e3JMnJ5pP+VH2COdhTqBs0ddBcP\
+        fLipZvOHbQpR+a4t7gAUddOHvb6+9/Rz1YYjPhkvHhSHZic4X8/vpgpTLxsdTWZng7ya7GFIUjzX\
+        Jpl7FOhQv/ofRht7vBBIVy/c8jxhosviLorzFf/OL5w3JswQ01PSFHiYpmC7Mrwv9kcmeHgKvHd+\
+        AiGy6r+eswx+GcVUULccwrZQLdBkprwFFqEKbamTB54gasa/X/UZygPzxa4t9h1Z2PthtAiOPPQk\
+        kMyuGaszTzl3FeW5oYc4AQlgl6PShLYzc74Iy2f4m5tY6E+YpXNXtBe253qzhoTLOZHbVFiMD873\
+        1LQZ+8xeE5JLU8sJvUhewTexSpILIWVnDDNu4Ih7M3G+Bp0x84GKmIHe199bBeesQEmVmy42mfy6\
+        ggUHIVJPD5ykGdDaQ+BIZ+BjWn7iMbUaJ1vQ66yXon+lruI5bi5iAzvBNBF3f3pLyPpuh8pWqJss\
+        if7lowQgMvyf5bCmZc00xW5omltjZbVkCphpkeDtv3LtDsWcCN8Nn04Er1gwuqFcX/cVbgNN/DTD\
+        Ndl5kA9vKhfI3C+08riLU3b+hPxyvGGuaMkcacStaD69tvExyTCCAUEGCSqGSIb3DQEHAaCCATIE\
+        ggEuMIIBKjCCASYGCyqGSIb3DQEMCgECoIHvMIHsMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEF\
+        DDAcBAg7SJSBTqWiyQICCAAwDAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEEB51F6jxEJsaN4fa\
+        nyYQoPQEgZCs632b9c/8bxkzeKBtTYtDg5fYAVQy7zfOatCFRdEcfEGKO3EFGwHhRXVgLzCjZN5k\
+        5yhOVUmFokMjIi1jib4vUZ672wnlV33oqOytnDDqNyukdMLZYPYnOPPI8inencXrUPoHAHazgxc1\
+        4BdbVh7Aot+gWnAQ/VSyLYAsdszBnGJ9De57yZtVwdwgKdl9xgExJTAjBgkqhkiG9w0BCRUxFgQU\
+        v3MAbxMkeQphdEstVSwMYH5o2/4wQTAxMA0GCWCGSAFlAwQCAQUABCCMwqq0V8X08gdIBWkoeNdA\
+        pVaycgCr8nseTaQ2oNql+wQImVQ0KqyPU1oCAggA";
+
+        /// `openssl pkcs12 -export -legacy`: the certificate safe under
+        /// pbeWithSHA1And40BitRC2-CBC, the key under pbeWithSHA1And3-KeyTripleDES-CBC,
+        /// an HMAC-SHA-1 MAC, 2048 iterations; a P-256 key, CN=interop.example.com, password `s3cret`.
+        const OPENSSL_LEGACY: &str = "\
+        MIIDkgIBAzCCA1gGCSqGSIb3DQEHAaCCA0kEggNFMIIDQTCCAjcGCSqGSIb3DQEHBqCCAigwggIk\
+        AgEAMIICHQYJKoZIhvcNAQcBMBwGCiqGSIb3DQEMAQYwDgQILV3EbgG3ji8CAggAgIIB8Ew/CZTy\
+        jZ3o4s3ZrLwsenxE+bip9HF44/JJAKZxBUTtydaT47MKpr3aDO2GVQyCia3mh0ptCeUVmJlwFhER\
+        U3ksyCx32/q+J8moJpnxWLKldmTH130C/yenVsw6vvrXeCk9TSCjUWf/XLWUV3HIKD75SamljqPa\
+        rU4C2gUUbOL/74GWPVyeebRz1zRDsB+a726+O8hqNuQO4E+1oa/aMpKjcNrvJY+LHVSjXG5sv18+\
+        HFtAJvr+VJZ+BGlkrs2WdasOggzM1Tg3ktssMjtY2q/ucIlI5xAAp35nLb1wkH/hQplYs+RrhpgR\
+        hDmfZhF3qU82iOrQryPzSbvL6yNjwlljiLyozuIo8Z6VBnwUUPxdFcELqGpXQlEhAZRb0xh1kAVl\
+        jo9/Tv1u+qi2f6leCj84dvjBZz9z3NvON41yQKCfNmuIyzb9L1ETovWKUgLllpLPxFL3swIadu10\
+        15wWOuqkFewCjgyVZJ+6Cu4vR0Es+9a2a+7Wpr+rhyU9SpVIeaVdGuNA42wAtZ0tEjSLqjjCBFUg\
+        keVLD7UPndPC3S72zP2v36gk759yyJdZa0tuyapOEENTKpBjtwy6uIwmOwKl6xeWA2urIEorji4h\
+        LO0Wyo6lJg4wLVIQV7AfQBO+wDwqOOxEV3/bwr1pD7jREwEwggECBgkqhkiG9w0BBwGggfQEgfEw\
+        ge4wgesGCyqGSIb3DQEMCgECoIG0MIGxMBwGCiqGSIb3DQEMAQMwDgQIGK/CZ/ahw+YCAggABIGQ\
+        ONqZRBawO1jaATTA0jKmCeNvT/wsgMVS4ZvrcmXO4gpXqprYEsxXhb+QfwfwxkxAaymUEeEJ8rdk\
+        nPGemyNADjkuCGjGWsWJgDbyasCpNTW5RbZEFgAkN1F9dEG/GHImhggaDgX7vl4EXsnCTm7/EZpD\
+        goEXb6unv++nhiEVHPmQe5v/24U9jcYyfmk1/jE0MSUwIwYJKoZIhvcNAQkVMRYEFL9zAG8TJHkK\
+        YXRLLVUsDGB+aNv+MDEwITAJBgUrDgMCGgUABBR4bnsM3zbsqs+lrjq2J7lJIxlrNQQIZL4TR5CI\
+        IgQCAggA";
     }
 
     #[test]
