@@ -304,6 +304,19 @@ pub fn check_policy(policy: &mut CertPolicy, for_import: bool) -> Result<()> {
             names::printable(&policy.secret_props.content_type)
         )));
     }
+    // Azure's default lifetime action: renew a self-signed certificate at
+    // 80% of its life; for a CA-signed one, only notify.
+    if policy.lifetime_actions.is_empty() {
+        let action = if policy.issuer.name.eq_ignore_ascii_case("self") {
+            "AutoRenew"
+        } else {
+            "EmailContacts"
+        };
+        policy.lifetime_actions = vec![serde_json::json!({
+            "trigger": { "lifetime_percentage": 80 },
+            "action": { "action_type": action },
+        })];
+    }
     if for_import {
         return Ok(());
     }
@@ -346,6 +359,28 @@ async fn new_key(kp: &KeyProps) -> Result<KeyMaterial> {
         }
     }
     .map_err(input_error)
+}
+
+/// When a version issued for `nbf..exp` is due for renewal under the
+/// policy's `AutoRenew` action, if it has one.
+fn renew_at(policy: &CertPolicy, nbf: i64, exp: i64) -> Option<i64> {
+    use serde_json::Value;
+    policy.lifetime_actions.iter().find_map(|a| {
+        let kind = a.pointer("/action/action_type").and_then(Value::as_str)?;
+        if !kind.eq_ignore_ascii_case("AutoRenew") {
+            return None;
+        }
+        if let Some(p) = a
+            .pointer("/trigger/lifetime_percentage")
+            .and_then(Value::as_i64)
+        {
+            return Some(nbf + (exp - nbf) * p.clamp(1, 99) / 100);
+        }
+        let days = a
+            .pointer("/trigger/days_before_expiry")
+            .and_then(Value::as_i64)?;
+        Some(exp - days.max(1) * crate::clock::DAY)
+    })
 }
 
 /// Certificates kept in a chain, leaf included.
@@ -885,6 +920,46 @@ impl Certificates {
     /// Forgets every parsed key (a vault was purged, say).
     pub fn forget_material(&self) {
         self.materials.forget_all();
+    }
+
+    /// Renews the vault's self-signed certificates whose `AutoRenew`
+    /// trigger has come: a new version under the latest one's policy, tags
+    /// and key choice. Returns the new versions.
+    pub async fn renew_due(&self, vault: &Vault) -> Result<Vec<CertView>> {
+        let now = self.objects.now();
+        let mut renewed = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.objects.list(vault, after.as_deref(), 25).await?;
+            for cert in &page.items {
+                let meta = &cert.meta;
+                let (Some(nbf), Some(exp)) = (meta.attributes.nbf, meta.attributes.exp) else {
+                    continue;
+                };
+                let due = renew_at(&meta.policy, nbf, exp).is_some_and(|at| now >= at);
+                if !due || !meta.policy.issuer.name.eq_ignore_ascii_case("self") {
+                    continue;
+                }
+                let req = CreateCertificate {
+                    policy: meta.policy.clone(),
+                    tags: meta.tags.clone(),
+                    enabled: None,
+                };
+                match self.create(vault, &cert.name, req).await {
+                    Ok(op) => {
+                        let version = op.target_version.as_deref();
+                        renewed.push(self.get(vault, &cert.name, version).await?);
+                    }
+                    Err(e) => {
+                        tracing::warn!(vault = %vault.name, certificate = %cert.name, error = %e, "automatic renewal failed");
+                    }
+                }
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return Ok(renewed),
+            }
+        }
     }
 
     /// Whether a live or deleted certificate has this name.

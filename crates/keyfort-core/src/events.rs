@@ -383,13 +383,18 @@ impl Keyfort {
         }
     }
 
-    /// Scans every live vault's latest secret, key and certificate versions for expiry
-    /// events. A vault that fails is logged and skipped; the others still
-    /// get theirs.
+    /// The periodic pass over every live vault: self-signed certificates due
+    /// for renewal get a new version (with its event), then the latest
+    /// secret, key and certificate versions are checked for expiry events.
+    /// A vault that fails is logged and skipped; the others still get theirs.
     pub async fn scan_expiry(&self, vault_url: impl Fn(&Vault) -> String) -> Result<()> {
         for v in self.vaults.list().await? {
             let url = vault_url(&v);
             let scanned = async {
+                for renewed in self.certificates.renew_due(&v).await? {
+                    self.new_version_events::<crate::certificates::CertKind>(&v, &url, &renewed)
+                        .await;
+                }
                 self.scan_vault_expiry(&v, &url, &self.secrets).await?;
                 self.scan_vault_expiry(&v, &url, &self.keys).await?;
                 self.scan_vault_expiry(&v, &url, &self.certificates).await
