@@ -339,3 +339,28 @@ def test_review_fixes_hold(certs, secrets, server):
     certs.purge_deleted_certificate(pending)
     with pytest.raises(ResourceNotFoundError):
         certs.get_certificate_operation(pending)
+
+
+def test_listings_show_a_certificates_secret_and_key_as_managed(certs, secrets, server):
+    import requests as rq
+    prefix = unique("mix")
+    certs.begin_create_certificate(f"{prefix}-b", CertificatePolicy.get_default()).result()
+    for n in ("a", "c", "d"):
+        secrets.set_secret(f"{prefix}-{n}", remember(f"mix-{uuid.uuid4().hex}"))
+    listed = {p.name: p for p in secrets.list_properties_of_secrets() if p.name.startswith(prefix)}
+    assert sorted(listed) == [f"{prefix}-{n}" for n in "abcd"]
+    assert listed[f"{prefix}-b"].managed is True and listed[f"{prefix}-b"].content_type == "application/x-pkcs12"
+    assert not listed[f"{prefix}-a"].managed
+    # Pages of one merge both sources in name order, each name once.
+    names, url = [], f"{server.dev['vault_url']}/secrets?api-version=7.6&maxresults=2"
+    headers = {"Authorization": f"Bearer {server.token()}"}
+    while url:
+        page = rq.get(url, headers=headers, verify=server.dev["ca_cert"]).json()
+        assert len(page["value"]) <= 2
+        names += [i["id"].rsplit("/", 1)[1] for i in page["value"]]
+        url = page.get("nextLink")
+    assert names == sorted(names, key=str.lower) and len(names) == len(set(names))
+    assert [n for n in names if n.startswith(prefix)] == [f"{prefix}-{n}" for n in "abcd"]
+    keys = KeyClient(server.dev["vault_url"], server.credential(), connection_verify=server.dev["ca_cert"])
+    managed = [k for k in keys.list_properties_of_keys() if k.name == f"{prefix}-b"]
+    assert len(managed) == 1 and managed[0].managed is True

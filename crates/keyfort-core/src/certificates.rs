@@ -1033,3 +1033,53 @@ impl crate::Keyfort {
         Ok(())
     }
 }
+
+/// An entry of a secrets or keys listing: a plain object, or the secret or
+/// key of a certificate (listed too, as in Azure, marked managed).
+pub enum Listed<T> {
+    Plain(T),
+    Certificate(Box<CertView>),
+}
+
+impl crate::Keyfort {
+    /// One page of `objects` (secrets or keys) merged, by name, with the
+    /// certificates whose secret and key they also list. The continuation
+    /// is the last name shown, which both sources continue after.
+    pub async fn list_with_certificates<K: ObjectKind>(
+        &self,
+        objects: &Objects<K>,
+        vault: &Vault,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Listed<crate::objects::View<K>>>> {
+        let plain = objects.list(vault, after, limit).await?;
+        let certs = self.certificates.list(vault, after, limit).await?;
+        let more = plain.next.is_some() || certs.next.is_some();
+        let mut all: Vec<(String, Listed<crate::objects::View<K>>)> = plain
+            .items
+            .into_iter()
+            .map(|o| (names::fold(&o.name), Listed::Plain(o)))
+            .chain(
+                certs
+                    .items
+                    .into_iter()
+                    .map(|c| (names::fold(&c.name), Listed::Certificate(Box::new(c)))),
+            )
+            .collect();
+        // Stable: a plain object listed first keeps its place over a
+        // certificate of the same name (which the APIs no longer allow).
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.dedup_by(|later, earlier| later.0 == earlier.0);
+        let more = more || all.len() > limit;
+        all.truncate(limit);
+        let next = if more {
+            all.last().map(|(folded, _)| folded.clone())
+        } else {
+            None
+        };
+        Ok(Page {
+            items: all.into_iter().map(|(_, item)| item).collect(),
+            next,
+        })
+    }
+}

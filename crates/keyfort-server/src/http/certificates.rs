@@ -604,6 +604,25 @@ pub async fn backing_key(
     Ok(Value::Object(out))
 }
 
+/// A certificate's secret in a secrets listing (`SecretItem`, managed).
+pub fn managed_secret_item(r: &Render, view: &CertView) -> Value {
+    let mut out = Map::new();
+    out.insert("id".into(), json!(r.id("secrets", &view.name, None)));
+    out.insert("contentType".into(), json!(view.meta.content_type));
+    out.insert("managed".into(), json!(true));
+    common(r, &mut out, view);
+    Value::Object(out)
+}
+
+/// A certificate's key in a keys listing (`KeyItem`, managed).
+pub fn managed_key_item(r: &Render, view: &CertView) -> Value {
+    let mut out = Map::new();
+    out.insert("kid".into(), json!(r.id("keys", &view.name, None)));
+    out.insert("managed".into(), json!(true));
+    common(r, &mut out, view);
+    Value::Object(out)
+}
+
 /// Whether an error means "no such object", so a lookup may fall back.
 pub fn is_not_found(e: &Error) -> bool {
     matches!(e, Error::NotFound { .. })

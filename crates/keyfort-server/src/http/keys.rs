@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use keyfort_core::Error;
+use keyfort_core::certificates::Listed;
 use keyfort_core::keys::{CreateKey, ImportKey, KeyKind, KeyOperation, KeyView, UpdateKey};
 use keyfort_core::model::Vault;
 use serde_json::{Map, Value, json};
@@ -256,8 +257,15 @@ pub async fn run(
         Delete(name) => Json(bundle(&r, &keys.delete(vault, &name).await?)).into_response(),
         List => {
             let (limit, after) = paging(query)?;
-            let page = keys.list(vault, after.as_deref(), limit).await?;
-            Json(r.page(page, "keys", limit, |v| item(&r, v, false))).into_response()
+            let page = state
+                .kf
+                .list_with_certificates(keys, vault, after.as_deref(), limit)
+                .await?;
+            Json(r.page(page, "keys", limit, |listed| match listed {
+                Listed::Plain(v) => item(&r, v, false),
+                Listed::Certificate(c) => certificates::managed_key_item(&r, c),
+            }))
+            .into_response()
         }
         ListVersions(name) => {
             let (limit, after) = paging(query)?;

@@ -6,6 +6,7 @@
 use axum::Json;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
+use keyfort_core::certificates::Listed;
 use keyfort_core::model::Vault;
 use keyfort_core::secrets::{SecretKind, SecretView, SetSecret, UpdateSecret};
 use keyfort_core::{Error, names};
@@ -187,8 +188,15 @@ pub async fn run(
         Delete(name) => Json(bundle(&r, &secrets.delete(vault, &name).await?)).into_response(),
         List => {
             let (limit, after) = paging(query)?;
-            let page = secrets.list(vault, after.as_deref(), limit).await?;
-            Json(r.page(page, "secrets", limit, |v| item(&r, v, false))).into_response()
+            let page = state
+                .kf
+                .list_with_certificates(secrets, vault, after.as_deref(), limit)
+                .await?;
+            Json(r.page(page, "secrets", limit, |listed| match listed {
+                Listed::Plain(v) => item(&r, v, false),
+                Listed::Certificate(c) => certificates::managed_secret_item(&r, c),
+            }))
+            .into_response()
         }
         ListVersions(name) => {
             let (limit, after) = paging(query)?;
